@@ -1,0 +1,350 @@
+// Package ca holds zbca's CA hierarchy and does all of its signing: the
+// root, the issuing CA, the delegated OCSP signer and the TLS certificate
+// of the HTTPS listener, and every enterprise client certificate.
+//
+// It is the only package that holds private keys. Keys live in encrypted
+// PKCS#8 files (passphrase in a 0600 file) or in a PKCS#11 token; the
+// certificates and a manifest naming the keys live in the CA directory.
+// Signing goes through cas/softcas, with policy enforced before it: softcas
+// checks nothing and mutates its template, so every certificate gets a
+// fresh, fully checked template.
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/smallstep/certificates/cas/apiv1"
+	"github.com/smallstep/certificates/cas/softcas"
+
+	"github.com/zbca/zbca/config"
+	"github.com/zbca/zbca/store"
+)
+
+// Store is what the CA needs from persistence.
+type Store interface {
+	GetEnterprise(ctx context.Context, username string) (*store.Enterprise, error)
+	store.CertWriter
+	AppendAudit(ctx context.Context, ev store.AuditEvent) error
+}
+
+// Options configures Init and Open.
+type Options struct {
+	// Dir is the CA directory, usually <data>/ca.
+	Dir    string
+	Config config.CA
+	// PublicURL is the base of the CRL, OCSP and caIssuers URLs.
+	PublicURL string
+	// TLSHosts are the names and addresses of the HTTPS listener.
+	TLSHosts []string
+	Store    Store
+	Logger   *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Node names this process in the issuance journal.
+	Node string
+	// Observe, when set, is called after each issuance with the profile,
+	// the outcome ("ok" or the error kind) and the duration.
+	Observe func(profile, outcome string, d time.Duration)
+}
+
+func (o *Options) check() error {
+	switch {
+	case o.Dir == "":
+		return errors.New("ca: empty directory")
+	case o.Store == nil:
+		return errors.New("ca: no store")
+	case o.PublicURL == "":
+		return errors.New("ca: empty public URL")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Node == "" {
+		o.Node = "zbca"
+	}
+	return nil
+}
+
+// manifest records where each part of the hierarchy lives.
+type manifest struct {
+	Version int    `json:"version"`
+	KMS     string `json:"kms"`
+	Root    entry  `json:"root"`
+	Issuing entry  `json:"issuing"`
+	OCSP    *entry `json:"ocsp,omitempty"`
+	TLS     *entry `json:"tls,omitempty"`
+}
+
+type entry struct {
+	Name string `json:"name"`
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
+}
+
+const manifestFile = "hierarchy.json"
+
+// Initialized reports whether dir holds a CA.
+func Initialized(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, manifestFile))
+	return err == nil
+}
+
+func (a *Authority) readManifest() error {
+	b, err := os.ReadFile(filepath.Join(a.opts.Dir, manifestFile))
+	if err != nil {
+		return fmt.Errorf("ca: reading manifest: %w", err)
+	}
+	if err := json.Unmarshal(b, &a.m); err != nil {
+		return fmt.Errorf("ca: manifest %s: %w", manifestFile, err)
+	}
+	if a.m.Version != 1 {
+		return fmt.Errorf("ca: manifest version %d not supported", a.m.Version)
+	}
+	return nil
+}
+
+func writeManifest(dir string, m *manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, manifestFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	if f, err := os.Open(tmp); err == nil {
+		f.Sync()
+		f.Close()
+	}
+	return os.Rename(tmp, filepath.Join(dir, manifestFile))
+}
+
+// Authority is an opened CA hierarchy. Safe for concurrent use.
+type Authority struct {
+	opts    Options
+	m       manifest
+	keys    keyStore
+	root    *x509.Certificate
+	issuing *x509.Certificate
+	ocsp    *x509.Certificate
+	tls     *x509.Certificate
+	// signers; only this package ever sees them.
+	rootSigner crypto.Signer
+	issSigner  crypto.Signer
+	ocspSigner crypto.Signer
+	tlsSigner  crypto.Signer
+	cas        *softcas.SoftCAS
+	profile    *profile
+	boot       string
+	issuerID   string // issuing CA SubjectKeyId, hex
+}
+
+// Open loads an initialised hierarchy.
+func Open(ctx context.Context, opts Options) (*Authority, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	a := &Authority{opts: opts, boot: newBoot()}
+	if err := a.readManifest(); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("ca: %s is not initialised: run `zbca init` (or `zbca serve`, which initialises an empty data directory)", opts.Dir)
+		}
+		return nil, err
+	}
+	if a.m.KMS != opts.Config.KMS {
+		return nil, fmt.Errorf("ca: the CA was created with kms %q but the configuration says %q", a.m.KMS, opts.Config.KMS)
+	}
+	var err error
+	if a.keys, err = openKeyStore(opts, false); err != nil {
+		return nil, err
+	}
+	if a.root, a.rootSigner, err = a.load(a.m.Root); err != nil {
+		return nil, err
+	}
+	if a.issuing, a.issSigner, err = a.load(a.m.Issuing); err != nil {
+		return nil, err
+	}
+	if err := a.issuing.CheckSignatureFrom(a.root); err != nil {
+		return nil, fmt.Errorf("ca: issuing CA is not signed by the root: %w", err)
+	}
+	a.issuerID = hex.EncodeToString(a.issuing.SubjectKeyId)
+	if a.m.OCSP != nil {
+		if a.ocsp, a.ocspSigner, err = a.load(*a.m.OCSP); err != nil {
+			return nil, err
+		}
+	}
+	if a.m.TLS != nil {
+		if a.tls, a.tlsSigner, err = a.load(*a.m.TLS); err != nil {
+			return nil, err
+		}
+	}
+	a.cas, err = softcas.New(ctx, apiv1.Options{CertificateChain: []*x509.Certificate{a.issuing, a.root}, Signer: a.issSigner})
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	text := DefaultClientTemplate
+	if opts.Config.Client.Template != "" {
+		b, err := os.ReadFile(opts.Config.Client.Template)
+		if err != nil {
+			return nil, fmt.Errorf("ca: reading certificate template: %w", err)
+		}
+		text = string(b)
+	}
+	if a.profile, err = parseProfile(text); err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	if err := checkProfile(a.profile); err != nil {
+		return nil, fmt.Errorf("ca: %s: %w", opts.Config.Client.Template, err)
+	}
+	a.warnIssuerExpiry()
+	return a, nil
+}
+
+// Close releases the key store (an open PKCS#11 session).
+func (a *Authority) Close() error { return a.keys.Close() }
+
+func openKeyStore(opts Options, create bool) (keyStore, error) {
+	if opts.Config.KMS == "" {
+		pw, err := readOrCreatePassphrase(opts.Config.PassphraseFile, create)
+		if err != nil {
+			return nil, fmt.Errorf("ca: key passphrase: %w", err)
+		}
+		return newSoftKeys(opts.Dir, pw)
+	}
+	var pin []byte
+	if opts.Config.PINFile != "" {
+		var err error
+		if pin, err = readSecret(opts.Config.PINFile); err != nil {
+			return nil, fmt.Errorf("ca: PKCS#11 PIN: %w", err)
+		}
+	}
+	return newHSMKeys(opts.Config.KMS, pin)
+}
+
+// softFor returns the key store for service keys (OCSP, TLS): always
+// encrypted files, even with an HSM, since they are short-lived and renewed
+// by the server itself.
+func (a *Authority) softFor() (keyStore, error) {
+	if _, ok := a.keys.(*softKeys); ok {
+		return a.keys, nil
+	}
+	pw, err := readOrCreatePassphrase(a.opts.Config.PassphraseFile, true)
+	if err != nil {
+		return nil, err
+	}
+	return newSoftKeys(a.opts.Dir, pw)
+}
+
+func (a *Authority) load(e entry) (*x509.Certificate, crypto.Signer, error) {
+	b, err := os.ReadFile(filepath.Join(a.opts.Dir, e.Cert))
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: %w", err)
+	}
+	cert, err := parseCertPEM(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: %s: %w", e.Cert, err)
+	}
+	ks := a.keys
+	if e.Name == "ocsp" || e.Name == "tls" {
+		if ks, err = a.softFor(); err != nil {
+			return nil, nil, err
+		}
+	}
+	signer, err := ks.Load(e.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: %s: %w", e.Name, err)
+	}
+	if !samePublicKey(signer.Public(), cert.PublicKey) {
+		return nil, nil, fmt.Errorf("ca: the key of %s does not match its certificate", e.Name)
+	}
+	return cert, signer, nil
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	ae, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ae.Equal(b)
+}
+
+func parseCertPEM(b []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+func pemCert(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+func writeCert(dir, name string, c *x509.Certificate) error {
+	tmp := filepath.Join(dir, name+".tmp")
+	if err := os.WriteFile(tmp, pemCert(c), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, name))
+}
+
+// Fingerprint returns the SHA-256 fingerprint of a certificate as hex.
+func Fingerprint(c *x509.Certificate) string {
+	s := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(s[:])
+}
+
+// Root returns the root certificate.
+func (a *Authority) Root() *x509.Certificate { return a.root }
+
+// Issuing returns the current issuing CA certificate.
+func (a *Authority) Issuing() *x509.Certificate { return a.issuing }
+
+// IssuingName is the short name of the current issuing CA ("issuing-1"),
+// used in its CRL and caIssuers URLs.
+func (a *Authority) IssuingName() string { return a.m.Issuing.Name }
+
+// OCSPSigner returns the delegated OCSP signer certificate (nil before
+// EnsureServiceCertificates).
+func (a *Authority) OCSPSigner() *x509.Certificate { return a.ocsp }
+
+// ChainPEM returns the issuing CA followed by the root, in PEM.
+func (a *Authority) ChainPEM() []byte {
+	return append(pemCert(a.issuing), pemCert(a.root)...)
+}
+
+// ExpiryWarning returns a message when the issuing CA can no longer cover a
+// full client certificate plus the configured margin, or "".
+func (a *Authority) ExpiryWarning() string {
+	now := a.opts.Now()
+	full := now.AddDate(a.opts.Config.Client.ValidityYears, 0, 0)
+	switch {
+	case a.issuing.NotAfter.Before(full):
+		return fmt.Sprintf("the issuing CA expires on %s and can no longer sign a full %d-year certificate: issuance is refused until it is rolled over",
+			a.issuing.NotAfter.Format(time.DateOnly), a.opts.Config.Client.ValidityYears)
+	case a.issuing.NotAfter.Before(full.Add(a.opts.Config.Client.IssuerWarning.Duration)):
+		return fmt.Sprintf("the issuing CA expires on %s: within %s it can no longer sign a full %d-year certificate; plan its rollover",
+			a.issuing.NotAfter.Format(time.DateOnly), a.issuing.NotAfter.Sub(full).Round(time.Hour), a.opts.Config.Client.ValidityYears)
+	}
+	return ""
+}
+
+func (a *Authority) warnIssuerExpiry() {
+	if w := a.ExpiryWarning(); w != "" {
+		a.opts.Logger.Warn(w, "issuing_ca", a.m.Issuing.Name, "not_after", a.issuing.NotAfter)
+	}
+}
+
+func readSecret(path string) ([]byte, error) { return config.ReadSecretFile(path) }

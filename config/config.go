@@ -1,0 +1,347 @@
+// Package config reads zbca's one configuration file.
+//
+// The file is YAML, decoded strictly (an unknown key is an error naming the
+// key and its line) and then validated. Every field has a working zero value:
+// Default() plus an empty file is a complete configuration. Secrets are never
+// written inline; they are read from files named by …_file fields, which must
+// not be readable by group or others.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// DataDir holds the database, the CA material and the secrets. The
+	// --data flag and ZBCA_DATA override it (read by cmd/zbca only).
+	DataDir string `yaml:"data_dir"`
+	// NodeName identifies this server in the issuance journal; defaults to
+	// the host name.
+	NodeName string `yaml:"node_name"`
+	Log      Log    `yaml:"log"`
+	Listen   Listen `yaml:"listen"`
+	// PublicURL is the base of the URLs written into certificates (CRL
+	// distribution point, OCSP, caIssuers). It must reach the public HTTP
+	// listener.
+	PublicURL string `yaml:"public_url"`
+	HTTPS     HTTPS  `yaml:"https"`
+	CA        CA     `yaml:"ca"`
+	Store     Store  `yaml:"store"`
+	Admin     Admin  `yaml:"admin"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Listen holds the three listener addresses (PRODUCT.md, Listeners).
+type Listen struct {
+	HTTP  string `yaml:"http"`
+	HTTPS string `yaml:"https"`
+	Admin string `yaml:"admin"`
+}
+
+// HTTPS configures the TLS certificate of the HTTPS listener, issued by the
+// CA at init for these host names.
+type HTTPS struct {
+	Hosts []string `yaml:"hosts"`
+}
+
+// CA configures the hierarchy and the client-certificate profile.
+type CA struct {
+	// KMS is empty for encrypted key files in the data directory, or a
+	// PKCS#11 URI such as
+	// "pkcs11:module-path=/usr/lib/softhsm/libsofthsm2.so;token=zbca".
+	KMS string `yaml:"kms"`
+	// PINFile holds the PKCS#11 user PIN (mode 0600).
+	PINFile string `yaml:"pin_file"`
+	// PassphraseFile holds the passphrase of the encrypted key files. It is
+	// created at init with mode 0600 when missing.
+	PassphraseFile string     `yaml:"passphrase_file"`
+	Root           CAProfile  `yaml:"root"`
+	Issuing        CAProfile  `yaml:"issuing"`
+	OCSPSigner     OCSPSigner `yaml:"ocsp_signer"`
+	Client         Client     `yaml:"client"`
+}
+
+// CAProfile describes a CA certificate created at init.
+type CAProfile struct {
+	CommonName    string `yaml:"common_name"`
+	Organization  string `yaml:"organization"`
+	Country       string `yaml:"country"`
+	KeyType       string `yaml:"key_type"` // EC-P256, EC-P384, RSA-2048, RSA-3072, RSA-4096
+	ValidityYears int    `yaml:"validity_years"`
+}
+
+// OCSPSigner describes the delegated OCSP signing certificate.
+type OCSPSigner struct {
+	KeyType  string   `yaml:"key_type"`
+	Validity Duration `yaml:"validity"`
+}
+
+// Client is the enterprise client-certificate profile.
+type Client struct {
+	ValidityYears int `yaml:"validity_years"`
+	// Backdate moves NotBefore into the past to absorb client clock skew.
+	Backdate Duration `yaml:"backdate"`
+	// Template is an optional x509util template file that adjusts the
+	// profile; it is rendered and checked at start.
+	Template string `yaml:"template"`
+	// IssuerWarning: warn when the issuing CA can no longer cover a full
+	// certificate plus this margin.
+	IssuerWarning Duration `yaml:"issuer_warning"`
+}
+
+// Store selects the database.
+type Store struct {
+	Driver string `yaml:"driver"` // sqlite (default)
+	// Path of the SQLite database; default <data_dir>/zbca.db.
+	Path string `yaml:"path"`
+	// DSNFile holds a database DSN (for drivers other than sqlite).
+	DSNFile string `yaml:"dsn_file"`
+	// MaxBatch bounds the number of writes grouped into one commit.
+	MaxBatch int `yaml:"max_batch"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	// TokenFile holds the bearer token of /admin/v1/*; created at init.
+	TokenFile string `yaml:"token_file"`
+}
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		DataDir: "zbca-data",
+		Log:     Log{Level: "info", Format: "text"},
+		Listen:  Listen{HTTP: ":8080", HTTPS: ":8443", Admin: "127.0.0.1:9090"},
+		HTTPS:   HTTPS{Hosts: []string{"localhost", "127.0.0.1"}},
+		CA: CA{
+			Root:       CAProfile{CommonName: "zbca Root CA", Organization: "zbca", KeyType: "EC-P384", ValidityYears: 20},
+			Issuing:    CAProfile{CommonName: "zbca Issuing CA", Organization: "zbca", KeyType: "EC-P256", ValidityYears: 10},
+			OCSPSigner: OCSPSigner{KeyType: "EC-P256", Validity: Duration{30 * 24 * time.Hour}},
+			Client: Client{
+				ValidityYears: 3,
+				Backdate:      Duration{5 * time.Minute},
+				IssuerWarning: Duration{180 * 24 * time.Hour},
+			},
+		},
+		Store: Store{Driver: "sqlite", MaxBatch: 256},
+	}
+}
+
+// Load reads the file at path over Default(). An empty path means no file.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("reading config: %w", err)
+	}
+	if err := Decode(b, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Decode strictly decodes YAML bytes over c: unknown keys, several
+// documents and wrong types are errors that name the line.
+func Decode(b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // empty file: defaults
+		}
+		return fmt.Errorf("decoding config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("decoding config: more than one YAML document")
+	}
+	return nil
+}
+
+// Resolve fills the paths that default to places in the data directory.
+// It is called after the data directory is final.
+func (c *Config) Resolve() {
+	if c.NodeName == "" {
+		c.NodeName, _ = os.Hostname()
+		if c.NodeName == "" {
+			c.NodeName = "zbca"
+		}
+	}
+	if c.Store.Path == "" {
+		c.Store.Path = filepath.Join(c.DataDir, "zbca.db")
+	}
+	if c.CA.PassphraseFile == "" {
+		c.CA.PassphraseFile = filepath.Join(c.DataDir, "secrets", "ca-passphrase")
+	}
+	if c.Admin.TokenFile == "" {
+		c.Admin.TokenFile = filepath.Join(c.DataDir, "secrets", "admin-token")
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + hostPort(c.Listen.HTTP, "localhost")
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+}
+
+func hostPort(addr, defHost string) string {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if h == "" || h == "0.0.0.0" || h == "::" {
+		h = defHost
+	}
+	return net.JoinHostPort(h, p)
+}
+
+// Validate checks every field and returns all problems at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	for name, a := range map[string]string{"listen.http": c.Listen.HTTP, "listen.https": c.Listen.HTTPS, "listen.admin": c.Listen.Admin} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad(name, "%q is not host:port (%v)", a, err)
+		}
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			bad("public_url", "%q must be an absolute http:// or https:// URL without query", c.PublicURL)
+		}
+	}
+	if len(c.HTTPS.Hosts) == 0 {
+		bad("https.hosts", "at least one host name or IP address is needed for the TLS certificate")
+	}
+	for _, h := range c.HTTPS.Hosts {
+		if h == "" || strings.ContainsAny(h, " /:@") && net.ParseIP(h) == nil {
+			bad("https.hosts", "%q is not a host name or IP address", h)
+		}
+	}
+	if c.CA.KMS != "" && !strings.HasPrefix(c.CA.KMS, "pkcs11:") {
+		bad("ca.kms", "%q: only empty (encrypted key files) or a pkcs11: URI is supported", c.CA.KMS)
+	}
+	if strings.Contains(c.CA.KMS, "pin-value=") {
+		bad("ca.kms", "put the PIN in ca.pin_file, not in the URI")
+	}
+	checkCA := func(field string, p CAProfile, minYears, maxYears int) {
+		if strings.TrimSpace(p.CommonName) == "" {
+			bad(field+".common_name", "must not be empty")
+		}
+		if len([]rune(p.CommonName)) > 64 || len([]rune(p.Organization)) > 64 {
+			bad(field, "common_name and organization are limited to 64 characters (RFC 5280)")
+		}
+		if p.Country != "" && len(p.Country) != 2 {
+			bad(field+".country", "%q must be a two-letter code", p.Country)
+		}
+		if !ValidKeyType(p.KeyType) {
+			bad(field+".key_type", "%q is not one of %s", p.KeyType, strings.Join(KeyTypes, ", "))
+		}
+		if p.ValidityYears < minYears || p.ValidityYears > maxYears {
+			bad(field+".validity_years", "%d is outside %d–%d", p.ValidityYears, minYears, maxYears)
+		}
+	}
+	checkCA("ca.root", c.CA.Root, 1, 50)
+	checkCA("ca.issuing", c.CA.Issuing, 1, 50)
+	if c.CA.Issuing.ValidityYears > c.CA.Root.ValidityYears {
+		bad("ca.issuing.validity_years", "%d exceeds the root's %d", c.CA.Issuing.ValidityYears, c.CA.Root.ValidityYears)
+	}
+	if c.CA.Client.ValidityYears < 1 || c.CA.Client.ValidityYears > 10 {
+		bad("ca.client.validity_years", "%d is outside 1–10", c.CA.Client.ValidityYears)
+	} else if c.CA.Client.ValidityYears >= c.CA.Issuing.ValidityYears {
+		bad("ca.client.validity_years", "%d must be shorter than the issuing CA's %d years", c.CA.Client.ValidityYears, c.CA.Issuing.ValidityYears)
+	}
+	if d := c.CA.Client.Backdate.Duration; d < 0 || d > time.Hour {
+		bad("ca.client.backdate", "%s is outside 0–1h", d)
+	}
+	if d := c.CA.Client.IssuerWarning.Duration; d < 0 {
+		bad("ca.client.issuer_warning", "must not be negative")
+	}
+	if !ValidKeyType(c.CA.OCSPSigner.KeyType) {
+		bad("ca.ocsp_signer.key_type", "%q is not one of %s", c.CA.OCSPSigner.KeyType, strings.Join(KeyTypes, ", "))
+	}
+	if d := c.CA.OCSPSigner.Validity.Duration; d < 24*time.Hour || d > 365*24*time.Hour {
+		bad("ca.ocsp_signer.validity", "%s is outside 24h–8760h", d)
+	}
+	if c.CA.Client.Template != "" {
+		if _, err := os.Stat(c.CA.Client.Template); err != nil {
+			bad("ca.client.template", "%v", err)
+		}
+	}
+	switch c.Store.Driver {
+	case "sqlite":
+	default:
+		bad("store.driver", "%q is not supported (sqlite)", c.Store.Driver)
+	}
+	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 10000 {
+		bad("store.max_batch", "%d is outside 1–10000", c.Store.MaxBatch)
+	}
+	return errors.Join(errs...)
+}
+
+// KeyTypes lists the accepted key_type values.
+var KeyTypes = []string{"EC-P256", "EC-P384", "RSA-2048", "RSA-3072", "RSA-4096"}
+
+// ValidKeyType reports whether s is one of KeyTypes.
+func ValidKeyType(s string) bool {
+	for _, k := range KeyTypes {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadSecretFile reads a secret from a file that must not be accessible to
+// group or others. Surrounding white space is trimmed.
+func ReadSecretFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading secret: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("secret file %s has mode %04o: it must be 0600 (chmod 600 %s)", path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading secret: %w", err)
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("secret file %s is empty", path)
+	}
+	return b, nil
+}

@@ -1,0 +1,210 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/zbca/zbca/internal/zerr"
+)
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// JournalSerial implements CertWriter.
+func (s *SQL) JournalSerial(ctx context.Context, j JournalEntry, ev AuditEvent) error {
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt = s.now()
+	}
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO issuance_journal(serial, enterprise_id, profile, issuer, node, boot, state, created_at, updated_at) VALUES (?,?,?,?,?,?,'pending',?,?)`,
+			j.Serial, nullID(j.EnterpriseID), j.Profile, j.Issuer, j.Node, j.Boot, nanos(j.CreatedAt), nanos(j.CreatedAt))
+		if isUnique(err) {
+			return zerr.New(zerr.Conflict, "serial %s was already used", j.Serial)
+		}
+		if err != nil {
+			return fmt.Errorf("journaling serial: %w", err)
+		}
+		return s.appendAuditTx(ctx, tx, ev)
+	})
+}
+
+// StoreCertificate implements CertWriter.
+func (s *SQL) StoreCertificate(ctx context.Context, c *Certificate, ev AuditEvent) error {
+	now := s.now()
+	if c.Status == "" {
+		c.Status = CertActive
+	}
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE issuance_journal SET state = 'issued', updated_at = ? WHERE serial = ?`, nanos(now), c.Serial)
+		if err != nil {
+			return fmt.Errorf("updating journal: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return zerr.New(zerr.Internal, "serial %s was never journaled", c.Serial)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO certificates(serial, enterprise_id, profile, issuer, subject, not_before, not_after, der, spki_sha256, fingerprint_sha256, status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+			c.Serial, nullID(c.EnterpriseID), c.Profile, c.Issuer, c.Subject, nanos(c.NotBefore), nanos(c.NotAfter), c.DER, c.SPKISHA256, c.FingerprintSHA256, c.Status, nanos(now))
+		if isUnique(err) {
+			return zerr.New(zerr.Conflict, "certificate %s already stored", c.Serial)
+		}
+		if err != nil {
+			return fmt.Errorf("storing certificate: %w", err)
+		}
+		c.CreatedAt = now
+		return s.appendAuditTx(ctx, tx, ev)
+	})
+}
+
+// FailSerial implements CertWriter.
+func (s *SQL) FailSerial(ctx context.Context, serial, reason string, ev AuditEvent) error {
+	now := s.now()
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE issuance_journal SET state = 'failed', error = ?, updated_at = ? WHERE serial = ? AND state = 'pending'`, reason, nanos(now), serial); err != nil {
+			return err
+		}
+		return s.appendAuditTx(ctx, tx, ev)
+	})
+}
+
+// RecoverJournal implements Journal.
+func (s *SQL) RecoverJournal(ctx context.Context, node, boot string) (int, error) {
+	var n int64
+	now := s.now()
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE issuance_journal SET state = 'failed', error = 'process ended before the certificate was stored', updated_at = ? WHERE state = 'pending' AND node = ? AND boot <> ?`,
+			nanos(now), node, boot)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		if n == 0 {
+			return nil
+		}
+		return s.appendAuditTx(ctx, tx, AuditEvent{Actor: "system:" + node, Action: "journal.recover", Subject: node,
+			Details: map[string]any{"failed": n, "boot": boot}})
+	})
+	return int(n), err
+}
+
+// GetJournal implements Journal.
+func (s *SQL) GetJournal(ctx context.Context, serial string) (*JournalEntry, error) {
+	var j JournalEntry
+	var eid sql.NullInt64
+	var c int64
+	err := s.r.QueryRowContext(ctx, `SELECT serial, enterprise_id, profile, issuer, node, boot, state, error, created_at FROM issuance_journal WHERE serial = ?`, serial).
+		Scan(&j.Serial, &eid, &j.Profile, &j.Issuer, &j.Node, &j.Boot, &j.State, &j.Error, &c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("journal entry", serial)
+	}
+	j.EnterpriseID, j.CreatedAt = eid.Int64, fromNanos(c)
+	return &j, err
+}
+
+// JournalCounts returns the number of journal entries per state.
+func (s *SQL) JournalCounts(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT state, COUNT(*) FROM issuance_journal GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+const certCols = `c.serial, COALESCE(c.enterprise_id, 0), COALESCE(e.username, ''), c.profile, c.issuer, c.subject, c.not_before, c.not_after, c.der,
+	c.spki_sha256, c.fingerprint_sha256, c.status, COALESCE(c.revoked_at, 0), COALESCE(c.revocation_reason, 0), COALESCE(c.revoked_by, ''), c.created_at`
+
+func scanCert(sc interface{ Scan(...any) error }) (*Certificate, error) {
+	var c Certificate
+	var nb, na, ra, ca int64
+	if err := sc.Scan(&c.Serial, &c.EnterpriseID, &c.Username, &c.Profile, &c.Issuer, &c.Subject, &nb, &na, &c.DER,
+		&c.SPKISHA256, &c.FingerprintSHA256, &c.Status, &ra, &c.RevocationReason, &c.RevokedBy, &ca); err != nil {
+		return nil, err
+	}
+	c.NotBefore, c.NotAfter, c.CreatedAt = fromNanos(nb), fromNanos(na), fromNanos(ca)
+	if ra != 0 {
+		c.RevokedAt = fromNanos(ra)
+	}
+	return &c, nil
+}
+
+// GetCertificate implements CertReader.
+func (s *SQL) GetCertificate(ctx context.Context, serial string) (*Certificate, error) {
+	c, err := scanCert(s.r.QueryRowContext(ctx, `SELECT `+certCols+` FROM certificates c LEFT JOIN enterprises e ON e.id = c.enterprise_id WHERE c.serial = ?`, serial))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("certificate", serial)
+	}
+	return c, err
+}
+
+// ListCertificates implements CertReader.
+func (s *SQL) ListCertificates(ctx context.Context, f CertFilter) ([]Certificate, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	var where []string
+	var args []any
+	if f.Username != "" {
+		where = append(where, "e.username = ?")
+		args = append(args, f.Username)
+	}
+	if f.Profile != "" {
+		where = append(where, "c.profile = ?")
+		args = append(args, f.Profile)
+	}
+	if f.After != "" {
+		where = append(where, "c.serial > ?")
+		args = append(args, f.After)
+	}
+	q := `SELECT ` + certCols + ` FROM certificates c LEFT JOIN enterprises e ON e.id = c.enterprise_id`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY c.serial LIMIT ?"
+	args = append(args, f.Limit)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Certificate
+	for rows.Next() {
+		c, err := scanCert(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *c)
+	}
+	return out, rows.Err()
+}
+
+// Backup writes a consistent copy of the database to path (VACUUM INTO),
+// safe while the server runs.
+func (s *SQL) Backup(ctx context.Context, path string) error {
+	// The reader pool is query_only and the writer must not be blocked for
+	// the length of a copy: use a connection of its own.
+	db, err := sql.Open("sqlite", "file:"+s.path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		return fmt.Errorf("backing up database: %w", err)
+	}
+	return nil
+}

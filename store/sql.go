@@ -1,0 +1,297 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/zbca/zbca/internal/zerr"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Options configures Open.
+type Options struct {
+	Driver string // "sqlite"
+	Path   string // SQLite database file
+	// MaxBatch bounds the writes grouped into one commit (default 256).
+	MaxBatch int
+	Logger   *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// SQL is the SQL implementation of the store interfaces.
+type SQL struct {
+	w      *sql.DB // one connection: the single writer
+	r      *sql.DB // readers
+	log    *slog.Logger
+	now    func() time.Time
+	path   string
+	ops    chan *op
+	stop   chan struct{}
+	done   chan struct{}
+	closed sync.Once
+	max    int
+}
+
+var (
+	_ EnterpriseReader = (*SQL)(nil)
+	_ EnterpriseWriter = (*SQL)(nil)
+	_ CertReader       = (*SQL)(nil)
+	_ CertWriter       = (*SQL)(nil)
+	_ Journal          = (*SQL)(nil)
+	_ AuditLog         = (*SQL)(nil)
+)
+
+// Open opens (creating if needed) the database and applies migrations.
+func Open(ctx context.Context, o Options) (*SQL, error) {
+	if o.Driver == "" {
+		o.Driver = "sqlite"
+	}
+	if o.Driver != "sqlite" {
+		return nil, fmt.Errorf("store: driver %q is not supported", o.Driver)
+	}
+	if o.Path == "" {
+		return nil, errors.New("store: empty database path")
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(o.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	// synchronous(FULL): a commit is on disk when Commit returns, which is
+	// what "stored before anyone receives it" needs, also on power loss.
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + o.Path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: opening database: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	rq := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(ON)", "query_only(1)"} {
+		rq.Add("_pragma", p)
+	}
+	r, err := sql.Open("sqlite", "file:"+o.Path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: opening database: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	s := &SQL{w: w, r: r, log: o.Logger, now: o.Now, path: o.Path, max: o.MaxBatch,
+		ops: make(chan *op, 4096), stop: make(chan struct{}), done: make(chan struct{})}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	_ = os.Chmod(o.Path, 0o600)
+	go s.writer()
+	return s, nil
+}
+
+// Close stops the writer after the queued writes and closes the database.
+func (s *SQL) Close() error {
+	var err error
+	s.closed.Do(func() {
+		close(s.stop)
+		<-s.done
+		err = errors.Join(s.w.Close(), s.r.Close())
+	})
+	return err
+}
+
+// Ping checks that the database answers.
+func (s *SQL) Ping(ctx context.Context) error {
+	var one int
+	return s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+func (s *SQL) migrate(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: creating schema_migrations: %w", err)
+	}
+	var current int
+	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("store: reading schema version: %w", err)
+	}
+	files, err := fs.Glob(migrations, "migrations/sqlite/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	latest := 0
+	for _, f := range files {
+		v, err := strconv.Atoi(strings.SplitN(filepath.Base(f), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("store: bad migration name %s", f)
+		}
+		latest = max(latest, v)
+		if v <= current {
+			continue
+		}
+		body, err := migrations.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: migration %s: %w", f, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, v, s.now().UnixNano()); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: migration %s: %w", f, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("store: migration %s: %w", f, err)
+		}
+		s.log.Info("applied migration", "version", v)
+	}
+	if current > latest {
+		return fmt.Errorf("store: database schema version %d is newer than this binary knows (%d): upgrade zbca", current, latest)
+	}
+	return nil
+}
+
+// op is one unit of work for the writer: it runs inside its own savepoint
+// of a shared transaction, so its failure rolls back only its own changes.
+type op struct {
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	ctx  context.Context
+	done chan error
+}
+
+// write queues fn and waits until it is committed (or failed).
+func (s *SQL) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	o := &op{fn: fn, ctx: ctx, done: make(chan error, 1)}
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stop:
+		return errors.New("store: closed")
+	}
+	// Once queued, the op is committed or failed by the writer; waiting for
+	// it even after ctx ends keeps the caller's view and the disk in step.
+	return <-o.done
+}
+
+func (s *SQL) writer() {
+	defer close(s.done)
+	batch := make([]*op, 0, s.max)
+	for {
+		batch = batch[:0]
+		select {
+		case o := <-s.ops:
+			batch = append(batch, o)
+		case <-s.stop:
+			// Drain what is already queued, then stop.
+			for {
+				select {
+				case o := <-s.ops:
+					s.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < s.max {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction with a savepoint per op.
+func (s *SQL) commit(batch []*op) {
+	results := make([]error, len(batch))
+	err := func() error {
+		ctx := context.Background()
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for i, o := range batch {
+			if err := o.ctx.Err(); err != nil {
+				results[i] = err
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+				tx.Rollback()
+				return err
+			}
+			if err := o.fn(ctx, tx); err != nil {
+				results[i] = err
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
+					tx.Rollback()
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	for i, o := range batch {
+		if err != nil {
+			o.done <- fmt.Errorf("store: commit: %w", err)
+		} else {
+			o.done <- results[i]
+		}
+	}
+}
+
+// isUnique reports whether err is a uniqueness or primary-key violation.
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+func notFound(what, key string) error {
+	return zerr.New(zerr.NotFound, "%s %q not found", what, key)
+}
+
+func nanos(t time.Time) int64 { return t.UTC().UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }

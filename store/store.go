@@ -1,0 +1,169 @@
+// Package store persists zbca's state: enterprises, the issuance journal,
+// certificates and the hash-chained audit log.
+//
+// The one implementation, SQL, runs on SQLite (modernc.org/sqlite, the
+// embedded default). Writes that must be durable before the caller goes on
+// (journal entries, certificates, audit events) are grouped into shared
+// commits by a single writer goroutine ("group commit"), each inside its own
+// savepoint, so a failing write changes nothing and does not disturb the
+// others in its batch.
+//
+// Consumers depend on the narrow interfaces below, not on *SQL. Every method
+// honours ctx; a missing object is reported as an error of kind
+// zerr.NotFound, a uniqueness violation as zerr.Conflict.
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Enterprise is an enterprise account.
+type Enterprise struct {
+	ID           int64
+	Username     string
+	Name         string
+	Code         string // enterprise ID, such as the unified social credit code
+	PasswordHash string
+	Status       string // StatusActive or StatusDisabled
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Enterprise statuses.
+const (
+	StatusActive   = "active"
+	StatusDisabled = "disabled"
+)
+
+// Certificate statuses. Expiry is computed from NotAfter, not stored.
+const (
+	CertActive  = "active"
+	CertRevoked = "revoked"
+)
+
+// Certificate profiles.
+const (
+	ProfileClient = "client"
+	ProfileTLS    = "tls"
+	ProfileOCSP   = "ocsp"
+)
+
+// Journal states.
+const (
+	JournalPending = "pending"
+	JournalIssued  = "issued"
+	JournalFailed  = "failed"
+)
+
+// JournalEntry records a serial before it is signed.
+type JournalEntry struct {
+	Serial       string // lowercase hex, no leading zeros
+	EnterpriseID int64  // 0 for certificates of the CA itself
+	Profile      string
+	Issuer       string // issuer SubjectKeyId, hex
+	Node         string
+	Boot         string
+	State        string
+	Error        string
+	CreatedAt    time.Time
+}
+
+// Certificate is an issued certificate.
+type Certificate struct {
+	Serial            string
+	EnterpriseID      int64
+	Username          string // filled by readers when EnterpriseID != 0
+	Profile           string
+	Issuer            string
+	Subject           string
+	NotBefore         time.Time
+	NotAfter          time.Time
+	DER               []byte
+	SPKISHA256        string
+	FingerprintSHA256 string
+	Status            string
+	RevokedAt         time.Time
+	RevocationReason  int
+	RevokedBy         string
+	CreatedAt         time.Time
+}
+
+// AuditEvent is one entry of the audit log. Seq, PrevHash and Hash are set
+// by the store.
+type AuditEvent struct {
+	Seq      int64
+	At       time.Time
+	Actor    string
+	Action   string
+	Subject  string
+	Details  map[string]any
+	PrevHash string
+	Hash     string
+}
+
+// CertFilter selects certificates for listing.
+type CertFilter struct {
+	Username string // empty: all
+	Profile  string // empty: all
+	After    string // serial to continue after (exclusive), for paging
+	Limit    int
+}
+
+// EnterpriseReader reads enterprise accounts.
+type EnterpriseReader interface {
+	// GetEnterprise returns zerr.NotFound when username does not exist.
+	GetEnterprise(ctx context.Context, username string) (*Enterprise, error)
+	GetEnterpriseByID(ctx context.Context, id int64) (*Enterprise, error)
+	// ListEnterprises returns up to limit accounts with username > after,
+	// ordered by username.
+	ListEnterprises(ctx context.Context, after string, limit int) ([]Enterprise, error)
+}
+
+// EnterpriseWriter changes enterprise accounts; every change is audited in
+// the same transaction.
+type EnterpriseWriter interface {
+	// AddEnterprise returns zerr.Conflict if the username exists.
+	AddEnterprise(ctx context.Context, e *Enterprise, ev AuditEvent) error
+	// ImportEnterprises inserts the rows whose username does not exist yet,
+	// in one transaction, and reports for each row whether it was inserted.
+	ImportEnterprises(ctx context.Context, rows []Enterprise) ([]bool, error)
+	SetEnterpriseStatus(ctx context.Context, username, status string, ev AuditEvent) error
+	SetPasswordHash(ctx context.Context, username, hash string, ev AuditEvent) error
+}
+
+// CertReader reads certificates. Safe for concurrent use.
+type CertReader interface {
+	// GetCertificate returns zerr.NotFound for an unknown serial.
+	GetCertificate(ctx context.Context, serial string) (*Certificate, error)
+	ListCertificates(ctx context.Context, f CertFilter) ([]Certificate, error)
+}
+
+// CertWriter persists the two durable steps of issuance.
+type CertWriter interface {
+	// JournalSerial durably records a serial before it is signed, with its
+	// audit event. A serial that was ever journaled returns zerr.Conflict.
+	JournalSerial(ctx context.Context, j JournalEntry, ev AuditEvent) error
+	// StoreCertificate durably stores an issued certificate, marks its
+	// journal entry issued and appends ev, all in one transaction.
+	StoreCertificate(ctx context.Context, c *Certificate, ev AuditEvent) error
+	// FailSerial marks a journaled serial as failed (signing failed).
+	FailSerial(ctx context.Context, serial, reason string, ev AuditEvent) error
+}
+
+// Journal reads and repairs the issuance journal.
+type Journal interface {
+	// RecoverJournal marks as failed the pending entries of node that
+	// belong to another boot than boot: their process died before storing
+	// the certificate, so nobody received it. It returns how many.
+	RecoverJournal(ctx context.Context, node, boot string) (int, error)
+	GetJournal(ctx context.Context, serial string) (*JournalEntry, error)
+}
+
+// AuditLog appends to and verifies the hash-chained audit log.
+type AuditLog interface {
+	AppendAudit(ctx context.Context, ev AuditEvent) error
+	// VerifyAudit walks the whole chain and returns the number of entries
+	// and the head hash, or an error naming the first broken entry.
+	VerifyAudit(ctx context.Context) (n int64, head string, err error)
+}
