@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/smallstep/certificates/cas/apiv1"
@@ -304,6 +305,20 @@ func writeCert(dir, name string, c *x509.Certificate) error {
 func Fingerprint(c *x509.Certificate) string {
 	s := sha256.Sum256(c.Raw)
 	return hex.EncodeToString(s[:])
+}
+
+// ColonHex formats a hex fingerprint the way browsers and openssl show it:
+// upper case, bytes separated by colons.
+func ColonHex(h string) string {
+	h = strings.ToUpper(h)
+	var b strings.Builder
+	for i := 0; i+1 < len(h); i += 2 {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(h[i : i+2])
+	}
+	return b.String()
 }
 
 // Root returns the root certificate.

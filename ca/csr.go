@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -27,14 +28,16 @@ func ParseCSR(b []byte) (*x509.CertificateRequest, error) {
 	der := b
 	if block, rest := pem.Decode(b); block != nil {
 		if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
-			return nil, zerr.New(zerr.BadCSR, "PEM block is %q, want CERTIFICATE REQUEST", block.Type)
+			return nil, zerr.New(zerr.BadCSR, "malformed CSR: PEM block is %q, want CERTIFICATE REQUEST", block.Type)
 		}
 		if extra, _ := pem.Decode(rest); extra != nil {
-			return nil, zerr.New(zerr.BadCSR, "more than one PEM block")
+			return nil, zerr.New(zerr.BadCSR, "malformed CSR: more than one PEM block")
 		}
 		der = block.Bytes
+	} else if bytes.Contains(b, []byte("-----BEGIN")) {
+		return nil, zerr.New(zerr.BadCSR, "malformed CSR: the PEM block cannot be decoded")
 	} else if b[0] != 0x30 {
-		return nil, zerr.New(zerr.BadCSR, "not a PEM or DER certificate request")
+		return nil, zerr.New(zerr.BadCSR, "malformed CSR: neither PEM nor DER")
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {

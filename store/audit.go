@@ -30,15 +30,15 @@ func auditHash(prev string, seq, at int64, actor, action, subject, details strin
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// appendAuditTx appends ev to the chain inside tx. The chain head is read
-// inside the same (write-locked) transaction, so concurrent writers, even in
-// other processes, serialise on it.
-func (s *SQL) appendAuditTx(ctx context.Context, tx *sql.Tx, ev AuditEvent) error {
+// appendAudit appends ev to the chain inside the writer's transaction. The
+// chain head is read once per transaction, under the database write lock
+// (BEGIN IMMEDIATE), so writers in other processes serialise on it too.
+func (w *wtx) appendAudit(ctx context.Context, ev AuditEvent) error {
 	if ev.Action == "" || ev.Actor == "" {
 		return zerr.New(zerr.Internal, "audit event without actor or action")
 	}
 	if ev.At.IsZero() {
-		ev.At = s.now()
+		ev.At = w.s.now()
 	}
 	details := "{}"
 	if len(ev.Details) > 0 {
@@ -48,23 +48,34 @@ func (s *SQL) appendAuditTx(ctx context.Context, tx *sql.Tx, ev AuditEvent) erro
 		}
 		details = string(b)
 	}
-	var seq int64
-	prev := genesis
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("reading audit head: %w", err)
+	if !w.head.loaded {
+		w.head = auditHead{loaded: true, hash: genesis}
+		err := w.queryRow(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&w.head.seq, &w.head.hash)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			w.head.loaded = false
+			return fmt.Errorf("reading audit head: %w", err)
+		}
 	}
-	seq++
+	seq, prev := w.head.seq+1, w.head.hash
 	at := nanos(ev.At)
 	hash := auditHash(prev, seq, at, ev.Actor, ev.Action, ev.Subject, details)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log(seq, at, actor, action, subject, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)`,
+	if _, err := w.exec(ctx, `INSERT INTO audit_log(seq, at, actor, action, subject, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)`,
 		seq, at, ev.Actor, ev.Action, ev.Subject, details, prev, hash); err != nil {
 		return fmt.Errorf("appending audit: %w", err)
 	}
-	// The head is kept apart from the rows so that removing the newest rows
-	// is detected too.
-	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES ('audit_head', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
-		strconv.FormatInt(seq, 10)+":"+hash); err != nil {
+	w.head.seq, w.head.hash, w.head.dirty = seq, hash, true
+	return nil
+}
+
+// flushHead records the chain head apart from the rows, once per
+// transaction, so that removing the newest rows is detected too.
+func (w *wtx) flushHead(ctx context.Context) error {
+	if !w.head.dirty {
+		return nil
+	}
+	_, err := w.exec(ctx, `INSERT INTO meta(key, value) VALUES ('audit_head', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
+		strconv.FormatInt(w.head.seq, 10)+":"+w.head.hash)
+	if err != nil {
 		return fmt.Errorf("updating audit head: %w", err)
 	}
 	return nil
@@ -72,7 +83,7 @@ func (s *SQL) appendAuditTx(ctx context.Context, tx *sql.Tx, ev AuditEvent) erro
 
 // AppendAudit durably appends one event.
 func (s *SQL) AppendAudit(ctx context.Context, ev AuditEvent) error {
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.appendAuditTx(ctx, tx, ev) })
+	return s.write(ctx, func(ctx context.Context, w *wtx) error { return w.appendAudit(ctx, ev) })
 }
 
 // ErrAuditBroken is wrapped by VerifyAudit's error when the chain is broken.

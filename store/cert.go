@@ -22,8 +22,8 @@ func (s *SQL) JournalSerial(ctx context.Context, j JournalEntry, ev AuditEvent) 
 	if j.CreatedAt.IsZero() {
 		j.CreatedAt = s.now()
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO issuance_journal(serial, enterprise_id, profile, issuer, node, boot, state, created_at, updated_at) VALUES (?,?,?,?,?,?,'pending',?,?)`,
+	return s.write(ctx, func(ctx context.Context, w *wtx) error {
+		_, err := w.exec(ctx, `INSERT INTO issuance_journal(serial, enterprise_id, profile, issuer, node, boot, state, created_at, updated_at) VALUES (?,?,?,?,?,?,'pending',?,?)`,
 			j.Serial, nullID(j.EnterpriseID), j.Profile, j.Issuer, j.Node, j.Boot, nanos(j.CreatedAt), nanos(j.CreatedAt))
 		if isUnique(err) {
 			return zerr.New(zerr.Conflict, "serial %s was already used", j.Serial)
@@ -31,7 +31,7 @@ func (s *SQL) JournalSerial(ctx context.Context, j JournalEntry, ev AuditEvent) 
 		if err != nil {
 			return fmt.Errorf("journaling serial: %w", err)
 		}
-		return s.appendAuditTx(ctx, tx, ev)
+		return w.appendAudit(ctx, ev)
 	})
 }
 
@@ -41,15 +41,15 @@ func (s *SQL) StoreCertificate(ctx context.Context, c *Certificate, ev AuditEven
 	if c.Status == "" {
 		c.Status = CertActive
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE issuance_journal SET state = 'issued', updated_at = ? WHERE serial = ?`, nanos(now), c.Serial)
+	return s.write(ctx, func(ctx context.Context, w *wtx) error {
+		res, err := w.exec(ctx, `UPDATE issuance_journal SET state = 'issued', updated_at = ? WHERE serial = ?`, nanos(now), c.Serial)
 		if err != nil {
 			return fmt.Errorf("updating journal: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return zerr.New(zerr.Internal, "serial %s was never journaled", c.Serial)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO certificates(serial, enterprise_id, profile, issuer, subject, not_before, not_after, der, spki_sha256, fingerprint_sha256, status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+		_, err = w.exec(ctx, `INSERT INTO certificates(serial, enterprise_id, profile, issuer, subject, not_before, not_after, der, spki_sha256, fingerprint_sha256, status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 			c.Serial, nullID(c.EnterpriseID), c.Profile, c.Issuer, c.Subject, nanos(c.NotBefore), nanos(c.NotAfter), c.DER, c.SPKISHA256, c.FingerprintSHA256, c.Status, nanos(now))
 		if isUnique(err) {
 			return zerr.New(zerr.Conflict, "certificate %s already stored", c.Serial)
@@ -58,18 +58,18 @@ func (s *SQL) StoreCertificate(ctx context.Context, c *Certificate, ev AuditEven
 			return fmt.Errorf("storing certificate: %w", err)
 		}
 		c.CreatedAt = now
-		return s.appendAuditTx(ctx, tx, ev)
+		return w.appendAudit(ctx, ev)
 	})
 }
 
 // FailSerial implements CertWriter.
 func (s *SQL) FailSerial(ctx context.Context, serial, reason string, ev AuditEvent) error {
 	now := s.now()
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE issuance_journal SET state = 'failed', error = ?, updated_at = ? WHERE serial = ? AND state = 'pending'`, reason, nanos(now), serial); err != nil {
+	return s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if _, err := w.exec(ctx, `UPDATE issuance_journal SET state = 'failed', error = ?, updated_at = ? WHERE serial = ? AND state = 'pending'`, reason, nanos(now), serial); err != nil {
 			return err
 		}
-		return s.appendAuditTx(ctx, tx, ev)
+		return w.appendAudit(ctx, ev)
 	})
 }
 
@@ -77,8 +77,8 @@ func (s *SQL) FailSerial(ctx context.Context, serial, reason string, ev AuditEve
 func (s *SQL) RecoverJournal(ctx context.Context, node, boot string) (int, error) {
 	var n int64
 	now := s.now()
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE issuance_journal SET state = 'failed', error = 'process ended before the certificate was stored', updated_at = ? WHERE state = 'pending' AND node = ? AND boot <> ?`,
+	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		res, err := w.exec(ctx, `UPDATE issuance_journal SET state = 'failed', error = 'process ended before the certificate was stored', updated_at = ? WHERE state = 'pending' AND node = ? AND boot <> ?`,
 			nanos(now), node, boot)
 		if err != nil {
 			return err
@@ -87,7 +87,7 @@ func (s *SQL) RecoverJournal(ctx context.Context, node, boot string) (int, error
 		if n == 0 {
 			return nil
 		}
-		return s.appendAuditTx(ctx, tx, AuditEvent{Actor: "system:" + node, Action: "journal.recover", Subject: node,
+		return w.appendAudit(ctx, AuditEvent{Actor: "system:" + node, Action: "journal.recover", Subject: node,
 			Details: map[string]any{"failed": n, "boot": boot}})
 	})
 	return int(n), err

@@ -73,8 +73,8 @@ func (s *SQL) AddEnterprise(ctx context.Context, e *Enterprise, ev AuditEvent) e
 		e.Status = StatusActive
 	}
 	now := s.now()
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO enterprises(username, name, code, password_hash, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?)`,
+	return s.write(ctx, func(ctx context.Context, w *wtx) error {
+		res, err := w.exec(ctx, `INSERT INTO enterprises(username, name, code, password_hash, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?)`,
 			e.Username, e.Name, e.Code, e.PasswordHash, e.Status, nanos(now), nanos(now))
 		if isUnique(err) {
 			return zerr.New(zerr.Conflict, "enterprise %q already exists", e.Username)
@@ -84,7 +84,7 @@ func (s *SQL) AddEnterprise(ctx context.Context, e *Enterprise, ev AuditEvent) e
 		}
 		e.ID, _ = res.LastInsertId()
 		e.CreatedAt, e.UpdatedAt = now, now
-		return s.appendAuditTx(ctx, tx, ev)
+		return w.appendAudit(ctx, ev)
 	})
 }
 
@@ -94,12 +94,11 @@ func (s *SQL) AddEnterprise(ctx context.Context, e *Enterprise, ev AuditEvent) e
 func (s *SQL) ImportEnterprises(ctx context.Context, rows []Enterprise) ([]bool, error) {
 	inserted := make([]bool, len(rows))
 	now := nanos(s.now())
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO enterprises(username, name, code, password_hash, status, created_at, updated_at) VALUES (?,?,?,?,'active',?,?) ON CONFLICT(username) DO NOTHING`)
+	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		st, err := w.stmt(ctx, `INSERT INTO enterprises(username, name, code, password_hash, status, created_at, updated_at) VALUES (?,?,?,?,'active',?,?) ON CONFLICT(username) DO NOTHING`)
 		if err != nil {
 			return err
 		}
-		defer st.Close()
 		for i, e := range rows {
 			res, err := st.ExecContext(ctx, e.Username, e.Name, e.Code, e.PasswordHash, now, now)
 			if err != nil {
@@ -119,15 +118,15 @@ func (s *SQL) ImportEnterprises(ctx context.Context, rows []Enterprise) ([]bool,
 
 func (s *SQL) updateEnterprise(ctx context.Context, username, set string, arg any, ev AuditEvent) error {
 	now := s.now()
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE enterprises SET `+set+` = ?, updated_at = ? WHERE username = ?`, arg, nanos(now), username)
+	return s.write(ctx, func(ctx context.Context, w *wtx) error {
+		res, err := w.exec(ctx, `UPDATE enterprises SET `+set+` = ?, updated_at = ? WHERE username = ?`, arg, nanos(now), username)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return notFound("enterprise", username)
 		}
-		return s.appendAuditTx(ctx, tx, ev)
+		return w.appendAudit(ctx, ev)
 	})
 }
 

@@ -190,13 +190,57 @@ func (s *SQL) migrate(ctx context.Context) error {
 // op is one unit of work for the writer: it runs inside its own savepoint
 // of a shared transaction, so its failure rolls back only its own changes.
 type op struct {
-	fn   func(ctx context.Context, tx *sql.Tx) error
+	fn   func(ctx context.Context, w *wtx) error
 	ctx  context.Context
 	done chan error
 }
 
+// wtx is the writer's transaction: statements are prepared once per batch
+// and the audit chain head is read once per batch and carried in memory.
+type wtx struct {
+	tx    *sql.Tx
+	s     *SQL
+	stmts map[string]*sql.Stmt
+	head  auditHead
+}
+
+type auditHead struct {
+	loaded bool
+	dirty  bool
+	seq    int64
+	hash   string
+}
+
+func (w *wtx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := w.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := w.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	w.stmts[q] = st
+	return st, nil
+}
+
+func (w *wtx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := w.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (w *wtx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := w.stmt(ctx, q)
+	if err != nil {
+		return w.tx.QueryRowContext(ctx, q, args...) // reports err on Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
 // write queues fn and waits until it is committed (or failed).
-func (s *SQL) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+func (s *SQL) write(ctx context.Context, fn func(ctx context.Context, w *wtx) error) error {
 	o := &op{fn: fn, ctx: ctx, done: make(chan error, 1)}
 	select {
 	case s.ops <- o:
@@ -251,26 +295,33 @@ func (s *SQL) commit(batch []*op) {
 		if err != nil {
 			return err
 		}
+		w := &wtx{tx: tx, s: s, stmts: make(map[string]*sql.Stmt, 8)}
 		for i, o := range batch {
 			if err := o.ctx.Err(); err != nil {
 				results[i] = err
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			if _, err := w.exec(ctx, "SAVEPOINT op"); err != nil {
 				tx.Rollback()
 				return err
 			}
-			if err := o.fn(ctx, tx); err != nil {
+			head := w.head
+			if err := o.fn(ctx, w); err != nil {
 				results[i] = err
-				if _, err := tx.ExecContext(ctx, "ROLLBACK TO op"); err != nil {
+				w.head = head
+				if _, err := w.exec(ctx, "ROLLBACK TO op"); err != nil {
 					tx.Rollback()
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, "RELEASE op"); err != nil {
+			if _, err := w.exec(ctx, "RELEASE op"); err != nil {
 				tx.Rollback()
 				return err
 			}
+		}
+		if err := w.flushHead(ctx); err != nil {
+			tx.Rollback()
+			return err
 		}
 		return tx.Commit()
 	}()

@@ -132,6 +132,11 @@ func CheckHash(s string) error {
 		if len(s) != 60 {
 			return errors.New("bcrypt hash must be 60 characters")
 		}
+		for _, c := range s[7:] {
+			if !(c == '.' || c == '/' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+				return errors.New("bcrypt hash contains characters outside its alphabet")
+			}
+		}
 		cost, err := bcrypt.Cost([]byte(s))
 		if err != nil {
 			return fmt.Errorf("bad bcrypt hash: %w", err)

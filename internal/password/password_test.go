@@ -69,6 +69,7 @@ func TestCheckHashRejects(t *testing.T) {
 		"$2a$10$short",
 		"$2a$31$" + strings.Repeat("a", 53),
 		"$5$rounds=5000$abc$def",
+		"$2a$10$" + strings.Repeat("!", 53),
 	} {
 		if err := CheckHash(s); err == nil {
 			t.Errorf("CheckHash(%q) accepted a bad hash", s)
