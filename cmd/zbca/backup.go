@@ -1,0 +1,113 @@
+package main
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) backupCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "backup FILE.tar.gz",
+		Short: "Write a consistent backup (database, CA certificates and encrypted keys) while the server runs",
+		Long: `backup writes a gzipped tar with a consistent snapshot of the database (SQLite
+VACUUM INTO, safe while the server runs), the CA directory (certificates,
+encrypted keys, manifest) and the configuration file when one is used.
+
+The secrets directory (key passphrase, admin token) is NOT included: the
+encrypted keys are useless without the passphrase, so keep a copy of it
+apart from the backups. To restore, stop the server, unpack the archive into
+an empty data directory and put the passphrase file back in secrets/.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.load(slog.LevelWarn); err != nil {
+				return err
+			}
+			st, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			tmpDir, err := os.MkdirTemp(filepath.Dir(args[0]), ".zbca-backup-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmpDir)
+			snap := filepath.Join(tmpDir, "zbca.db")
+			if err := st.Backup(cmd.Context(), snap); err != nil {
+				return err
+			}
+			out := args[0] + ".tmp"
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			gz := gzip.NewWriter(f)
+			tw := tar.NewWriter(gz)
+			n := 0
+			add := func(src, name string) error {
+				fi, err := os.Stat(src)
+				if err != nil {
+					return err
+				}
+				in, err := os.Open(src)
+				if err != nil {
+					return err
+				}
+				defer in.Close()
+				if err := tw.WriteHeader(&tar.Header{Name: name, Mode: int64(fi.Mode().Perm()), Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
+					return err
+				}
+				_, err = io.Copy(tw, in)
+				n++
+				return err
+			}
+			err = add(snap, "zbca.db")
+			caDir := filepath.Join(a.cfg.DataDir, "ca")
+			if err == nil {
+				entries, rerr := os.ReadDir(caDir)
+				err = rerr
+				for _, e := range entries {
+					if err != nil {
+						break
+					}
+					if e.Type().IsRegular() && filepath.Ext(e.Name()) != ".tmp" {
+						err = add(filepath.Join(caDir, e.Name()), "ca/"+e.Name())
+					}
+				}
+			}
+			if err == nil && a.configPath != "" {
+				err = add(a.configPath, "config.yaml")
+			}
+			if err == nil {
+				err = tw.Close()
+			}
+			if err == nil {
+				err = gz.Close()
+			}
+			if err == nil {
+				err = f.Sync()
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(out)
+				return fmt.Errorf("writing backup: %w", err)
+			}
+			if err := os.Rename(out, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "backup written to %s (%d files, %s)\nnot included: %s — keep the key passphrase apart from backups\n",
+				args[0], n, time.Now().Format(time.RFC3339), filepath.Join(a.cfg.DataDir, "secrets"))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/store"
+)
+
+func (a *app) initCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Create the CA (root, issuing CA, OCSP signer, TLS certificate) and the database",
+		Long: `init creates, in the data directory, the root CA (ECDSA P-384, 20 years by
+default), the issuing CA (ECDSA P-256), the delegated OCSP signer, the TLS
+certificate of the HTTPS listener, the SQLite database, the key passphrase
+file and the admin token file (both mode 0600).
+
+It refuses to run on a data directory that already holds a CA, and then
+changes nothing. 'zbca serve' runs init by itself on an empty data directory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.load(slog.LevelWarn); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			caDir := filepath.Join(a.cfg.DataDir, "ca")
+			if ca.Initialized(caDir) {
+				return fmt.Errorf("%s already holds a CA: refusing to overwrite it (nothing was changed)", a.cfg.DataDir)
+			}
+			st, auth, err := a.initialise(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			defer auth.Close()
+			a.printSummary(a.stdout, auth, "")
+			return nil
+		},
+	}
+}
+
+// initialise creates the CA and the admin token in an empty data directory.
+func (a *app) initialise(ctx context.Context) (*store.SQL, *ca.Authority, error) {
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	auth, err := ca.Init(ctx, a.caOptions(st))
+	if err != nil {
+		st.Close()
+		return nil, nil, userError(err)
+	}
+	if _, err := a.ensureAdminToken(); err != nil {
+		auth.Close()
+		st.Close()
+		return nil, nil, err
+	}
+	return st, auth, nil
+}
+
+// printSummary says where everything is.
+func (a *app) printSummary(w io.Writer, auth *ca.Authority, bound string) {
+	root := auth.Root()
+	httpAddr, httpsAddr, adminAddr := a.cfg.Listen.HTTP, a.cfg.Listen.HTTPS, a.cfg.Listen.Admin
+	if bound != "" {
+		parts := strings.Split(bound, ",")
+		httpAddr, httpsAddr, adminAddr = parts[0], parts[1], parts[2]
+	}
+	host := a.cfg.HTTPS.Hosts[0]
+	fmt.Fprintf(w, `zbca %s
+  data directory    %s
+  root CA           %s
+  root SHA-256      %s
+  issuing CA        %s (valid until %s)
+  root certificate  %s/pki/root.crt  (PEM: /pki/root.pem, chain: /pki/chain.pem)
+  public HTTP       %s
+  HTTPS portal      https://%s/
+  admin             http://%s/metrics  /healthz  /readyz  /admin/v1/
+  admin token file  %s
+  key passphrase    %s
+`, version, a.cfg.DataDir, root.Subject.CommonName, ca.ColonHex(ca.Fingerprint(root)),
+		auth.Issuing().Subject.CommonName, auth.Issuing().NotAfter.Format("2006-01-02"),
+		a.cfg.PublicURL, listenURL("http", httpAddr, host), hostPort(httpsAddr, host), hostPort(adminAddr, "127.0.0.1"),
+		a.cfg.Admin.TokenFile, passphraseNote(a))
+	if w := auth.ExpiryWarning(); w != "" {
+		fmt.Fprintf(a.stdout, "  WARNING           %s\n", w)
+	}
+}
+
+func passphraseNote(a *app) string {
+	if a.cfg.CA.KMS != "" {
+		return "keys in the PKCS#11 token " + a.cfg.CA.KMS + " (service keys: " + a.cfg.CA.PassphraseFile + ")"
+	}
+	return a.cfg.CA.PassphraseFile + "  (keep a copy apart from backups)"
+}
+
+func listenURL(scheme, addr, host string) string { return scheme + "://" + hostPort(addr, host) }
+
+func hostPort(addr, host string) string {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if h == "" || h == "0.0.0.0" || h == "::" {
+		h = host
+	}
+	return net.JoinHostPort(h, p)
+}

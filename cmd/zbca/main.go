@@ -1,0 +1,192 @@
+// Command zbca is the zbca server and the operator's command line.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/config"
+	"github.com/zbca/zbca/internal/zerr"
+	"github.com/zbca/zbca/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	root := a.rootCmd()
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "zbca: "+err.Error())
+		var ec exitCode
+		if errors.As(err, &ec) {
+			os.Exit(int(ec))
+		}
+		os.Exit(1)
+	}
+}
+
+// exitCode lets a command choose its exit status after printing its own
+// message.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// app carries the global flags and what is built from them.
+type app struct {
+	configPath string
+	dataDir    string
+	cfg        config.Config
+	log        *slog.Logger
+	stdin      io.Reader
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "zbca",
+		Short: "zbca — certificate authority for online direct-reporting systems",
+		Long: `zbca issues 3-year client certificates to reporting enterprises, and answers the
+submission sites' OCSP, CRL and verification requests.
+
+Start the server (initialises a CA and a SQLite database on first start):
+  zbca serve
+
+The data directory is ./zbca-data unless --data or ZBCA_DATA says otherwise;
+the configuration file is named by --config or ZBCA_CONFIG (optional).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&a.dataDir, "data", "", "data directory (default ./zbca-data, or $ZBCA_DATA, or data_dir in the config)")
+	root.PersistentFlags().StringVar(&a.configPath, "config", "", "configuration file (default $ZBCA_CONFIG; none needed)")
+	root.AddCommand(a.initCmd(), a.serveCmd(), a.enterpriseCmd(), a.certCmd(), a.auditCmd(), a.backupCmd(), a.versionCmd())
+	return root
+}
+
+// load reads the configuration: file from --config or ZBCA_CONFIG, data
+// directory from --data, ZBCA_DATA, the file, or the default. These two
+// variables are the only environment zbca reads.
+func (a *app) load(logLevel slog.Level, overrides ...func(*config.Config)) error {
+	path := a.configPath
+	if path == "" {
+		path = os.Getenv("ZBCA_CONFIG")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	switch {
+	case a.dataDir != "":
+		cfg.DataDir = a.dataDir
+	case os.Getenv("ZBCA_DATA") != "":
+		cfg.DataDir = os.Getenv("ZBCA_DATA")
+	}
+	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		cfg.DataDir = abs
+	}
+	for _, o := range overrides {
+		o(&cfg)
+	}
+	cfg.Resolve()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	a.cfg = cfg
+	a.log = newLogger(a.stderr, cfg.Log, logLevel)
+	return nil
+}
+
+func newLogger(w io.Writer, c config.Log, min slog.Level) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	if min > level {
+		level = min
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (a *app) openStore(ctx context.Context) (*store.SQL, error) {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, store.Options{Driver: a.cfg.Store.Driver, Path: a.cfg.Store.Path, MaxBatch: a.cfg.Store.MaxBatch, Logger: a.log})
+}
+
+func (a *app) caOptions(st ca.Store) ca.Options {
+	return ca.Options{
+		Dir:       filepath.Join(a.cfg.DataDir, "ca"),
+		Config:    a.cfg.CA,
+		PublicURL: a.cfg.PublicURL,
+		TLSHosts:  a.cfg.HTTPS.Hosts,
+		Store:     st,
+		Logger:    a.log,
+		Node:      a.cfg.NodeName,
+	}
+}
+
+// openCA opens the store and the CA, for commands that sign.
+func (a *app) openCA(ctx context.Context) (*store.SQL, *ca.Authority, error) {
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	auth, err := ca.Open(ctx, a.caOptions(st))
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, auth, nil
+}
+
+// ensureAdminToken creates the admin token file when missing and returns
+// the token.
+func (a *app) ensureAdminToken() ([]byte, error) {
+	p := a.cfg.Admin.TokenFile
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return nil, err
+		}
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		_, err = f.WriteString(hex.EncodeToString(b) + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return config.ReadSecretFile(p)
+}
+
+// userError turns a core error into the message an operator reads.
+func userError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if zerr.KindOf(err) == zerr.Internal {
+		return err
+	}
+	return errors.New(err.Error())
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/server"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var httpAddr, httpsAddr, adminAddr string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server (initialises an empty data directory first)",
+		Long: `serve runs the three listeners: public HTTP (/pki, /crl, /ocsp), HTTPS (portal
+and APIs) and admin (/admin/v1, /metrics, /healthz, /readyz).
+
+On a first start with an empty data directory it creates the CA and the
+database, and prints the root's SHA-256 fingerprint, the URLs and where the
+admin token file is. SIGINT or SIGTERM stop it gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.load(0); err != nil {
+				return err
+			}
+			// The flags move the listeners only; public_url (written into
+			// certificates) stays what the configuration says, so that the
+			// server and the CLI issue the same URLs.
+			for _, o := range []struct{ v, dst *string }{{&httpAddr, &a.cfg.Listen.HTTP}, {&httpsAddr, &a.cfg.Listen.HTTPS}, {&adminAddr, &a.cfg.Listen.Admin}} {
+				if *o.v != "" {
+					*o.dst = *o.v
+				}
+			}
+			if err := a.cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			return a.serve(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http", "", "public HTTP listen address (default :8080)")
+	cmd.Flags().StringVar(&httpsAddr, "https", "", "HTTPS listen address (default :8443)")
+	cmd.Flags().StringVar(&adminAddr, "admin", "", "admin listen address (default 127.0.0.1:9090)")
+	return cmd
+}
+
+func (a *app) serve(parent context.Context) error {
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	metrics := server.NewMetrics()
+
+	caDir := filepath.Join(a.cfg.DataDir, "ca")
+	first := !ca.Initialized(caDir)
+	if first {
+		a.log.Info("first start: initialising a new CA", "data", a.cfg.DataDir)
+		st, auth, err := a.initialise(ctx)
+		if err != nil {
+			return fmt.Errorf("initialising: %w", err)
+		}
+		auth.Close()
+		st.Close()
+	}
+	st, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	opts := a.caOptions(st)
+	opts.Observe = metrics.ObserveIssuance
+	auth, err := ca.Open(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer auth.Close()
+	// Serials journaled by an earlier run of this node that never reached
+	// the store were never delivered: mark them failed.
+	if n, err := st.RecoverJournal(ctx, a.cfg.NodeName, auth.Boot()); err != nil {
+		return fmt.Errorf("recovering the issuance journal: %w", err)
+	} else if n > 0 {
+		a.log.Warn("marked unfinished issuances of an earlier run as failed", "count", n)
+	}
+	if err := auth.EnsureServiceCertificates(ctx); err != nil {
+		return err
+	}
+	token, err := a.ensureAdminToken()
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	srv, err := server.New(server.Options{
+		HTTPAddr: a.cfg.Listen.HTTP, HTTPSAddr: a.cfg.Listen.HTTPS, AdminAddr: a.cfg.Listen.Admin,
+		CA: auth, Store: st, AdminToken: token, Registry: metrics.Registry, Logger: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	h, hs, ad := srv.Addrs()
+	a.printSummary(a.stdout, auth, strings.Join([]string{h, hs, ad}, ","))
+	a.log.Info("serving", "http", h, "https", hs, "admin", ad, "startup", time.Since(start).Round(time.Millisecond), "first_start", first)
+
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down")
+	case err := <-srv.Errors():
+		a.log.Error("listener failed", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		a.log.Warn("shutdown", "err", err)
+	}
+	a.log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,155 @@
+// Package server assembles zbca's three listeners (PRODUCT.md, Listeners):
+// public HTTP (/pki, later /crl and /ocsp), HTTPS (portal, APIs) and admin
+// (/admin/v1, /metrics, /healthz, /readyz). It holds no business logic:
+// handlers call ca and store, and later enroll, revocation and verify.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/internal/web"
+	"github.com/zbca/zbca/store"
+)
+
+// Store is what the listeners read.
+type Store interface {
+	store.CertReader
+	Ping(ctx context.Context) error
+}
+
+// Options configures New.
+type Options struct {
+	HTTPAddr, HTTPSAddr, AdminAddr string
+	CA                             *ca.Authority
+	Store                          Store
+	// AdminToken is the bearer token of /admin/v1/*.
+	AdminToken []byte
+	Registry   *prometheus.Registry
+	Logger     *slog.Logger
+}
+
+// Server runs the listeners.
+type Server struct {
+	opts                  Options
+	public, portal, admin *echo.Echo
+	servers               []*http.Server
+	listeners             []net.Listener
+	wg                    sync.WaitGroup
+	errs                  chan error
+}
+
+// New builds the three listeners' handlers.
+func New(o Options) (*Server, error) {
+	switch {
+	case o.CA == nil || o.Store == nil:
+		return nil, errors.New("server: CA and store are required")
+	case len(o.AdminToken) < 16:
+		return nil, errors.New("server: admin token missing or shorter than 16 bytes")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{opts: o, errs: make(chan error, 3)}
+	s.public = web.New(o.Logger, "http")
+	s.registerPKI(s.public)
+	s.portal = web.New(o.Logger, "https")
+	s.registerPortal(s.portal)
+	s.admin = web.New(o.Logger, "admin")
+	s.registerAdmin(s.admin)
+	return s, nil
+}
+
+// Start binds the three addresses and serves in the background. It fails
+// without serving anything if any address cannot be bound.
+func (s *Server) Start() error {
+	cert, err := s.opts.CA.TLSCertificate()
+	if err != nil {
+		return err
+	}
+	type spec struct {
+		name, addr string
+		h          http.Handler
+		tls        *tls.Config
+	}
+	specs := []spec{
+		{"http", s.opts.HTTPAddr, s.public, nil},
+		{"https", s.opts.HTTPSAddr, s.portal, &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{*cert},
+			ClientAuth:   tls.NoClientCert,
+		}},
+		{"admin", s.opts.AdminAddr, s.admin, nil},
+	}
+	for _, sp := range specs {
+		ln, err := net.Listen("tcp", sp.addr)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("listening for %s on %s: %w", sp.name, sp.addr, err)
+		}
+		if sp.tls != nil {
+			ln = tls.NewListener(ln, sp.tls)
+		}
+		s.listeners = append(s.listeners, ln)
+		s.servers = append(s.servers, &http.Server{
+			Handler:           sp.h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
+		})
+	}
+	for i, srv := range s.servers {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := srv.Serve(s.listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.errs <- fmt.Errorf("%s listener: %w", specs[i].name, err)
+			}
+		}()
+	}
+	return nil
+}
+
+// Addrs returns the bound addresses: http, https, admin.
+func (s *Server) Addrs() (httpAddr, httpsAddr, adminAddr string) {
+	if len(s.listeners) != 3 {
+		return "", "", ""
+	}
+	return s.listeners[0].Addr().String(), s.listeners[1].Addr().String(), s.listeners[2].Addr().String()
+}
+
+// Errors reports a listener that stopped on its own.
+func (s *Server) Errors() <-chan error { return s.errs }
+
+func (s *Server) closeListeners() {
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// Shutdown stops accepting and waits for requests in flight until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, srv := range s.servers {
+		errs = append(errs, srv.Shutdown(ctx))
+	}
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
