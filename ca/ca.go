@@ -234,7 +234,11 @@ func openKeyStore(opts Options, create bool) (keyStore, error) {
 			return nil, fmt.Errorf("ca: PKCS#11 PIN: %w", err)
 		}
 	}
-	return newHSMKeys(opts.Config.KMS, pin)
+	ks, err := newHSMKeys(opts.Config.KMS, pin)
+	if err != nil && opts.Config.PINFile != "" {
+		return nil, fmt.Errorf("ca: %w (PIN read from %s)", err, opts.Config.PINFile)
+	}
+	return ks, err
 }
 
 // softFor returns the key store for service keys (OCSP, TLS): always

@@ -254,6 +254,9 @@ func (c *Config) Validate() error {
 	if c.CA.KMS != "" && !strings.HasPrefix(c.CA.KMS, "pkcs11:") {
 		bad("ca.kms", "%q: only empty (encrypted key files) or a pkcs11: URI is supported", c.CA.KMS)
 	}
+	if c.CA.KMS != "" && c.CA.PINFile == "" && !strings.Contains(c.CA.KMS, "pin-source=") {
+		bad("ca.pin_file", "a PKCS#11 token needs its user PIN: set ca.pin_file to a file with mode 0600")
+	}
 	if strings.Contains(c.CA.KMS, "pin-value=") {
 		bad("ca.kms", "put the PIN in ca.pin_file, not in the URI")
 	}
