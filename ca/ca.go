@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/smallstep/certificates/cas/apiv1"
@@ -137,13 +138,18 @@ func writeManifest(dir string, m *manifest) error {
 
 // Authority is an opened CA hierarchy. Safe for concurrent use.
 type Authority struct {
-	opts    Options
-	m       manifest
-	keys    keyStore
-	root    *x509.Certificate
-	issuing *x509.Certificate
-	ocsp    *x509.Certificate
-	tls     *x509.Certificate
+	opts Options
+	// svcMu guards the service certificates (ocsp, tls), which
+	// EnsureServiceCertificates replaces while the server runs; ensureMu
+	// serialises the renewals themselves.
+	svcMu    sync.RWMutex
+	ensureMu sync.Mutex
+	m        manifest
+	keys     keyStore
+	root     *x509.Certificate
+	issuing  *x509.Certificate
+	ocsp     *x509.Certificate
+	tls      *x509.Certificate
 	// signers; only this package ever sees them.
 	rootSigner crypto.Signer
 	issSigner  crypto.Signer
@@ -337,7 +343,11 @@ func (a *Authority) IssuingName() string { return a.m.Issuing.Name }
 
 // OCSPSigner returns the delegated OCSP signer certificate (nil before
 // EnsureServiceCertificates).
-func (a *Authority) OCSPSigner() *x509.Certificate { return a.ocsp }
+func (a *Authority) OCSPSigner() *x509.Certificate {
+	a.svcMu.RLock()
+	defer a.svcMu.RUnlock()
+	return a.ocsp
+}
 
 // ChainPEM returns the issuing CA followed by the root, in PEM.
 func (a *Authority) ChainPEM() []byte {

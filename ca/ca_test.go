@@ -426,3 +426,36 @@ func FuzzParseCSR(f *testing.F) {
 		}
 	})
 }
+
+func TestServiceRenewal(t *testing.T) {
+	start := time.Now()
+	now := start
+	f := newFixture(t, func() time.Time { return now })
+	oldOCSP := f.a.OCSPSigner()
+	oldTLS, _ := f.a.TLSCertificate()
+	if err := f.a.EnsureServiceCertificates(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !f.a.OCSPSigner().Equal(oldOCSP) {
+		t.Fatal("renewed an OCSP signer that was not due")
+	}
+	now = start.Add(21 * 24 * time.Hour) // past two thirds of 30 days
+	if err := f.a.EnsureServiceCertificates(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if f.a.OCSPSigner().Equal(oldOCSP) {
+		t.Fatal("OCSP signer not renewed")
+	}
+	if tc, _ := f.a.TLSCertificate(); !tc.Leaf.Equal(oldTLS.Leaf) {
+		t.Error("TLS certificate renewed before it was due")
+	}
+	// The renewal survives a reopen.
+	a, err := Open(context.Background(), f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if !a.OCSPSigner().Equal(f.a.OCSPSigner()) {
+		t.Error("reopened CA has the old OCSP signer")
+	}
+}

@@ -26,7 +26,16 @@ const tlsValidity = 365 * 24 * time.Hour
 // certificate of the HTTPS listener when they are missing, past two thirds
 // of their life, or (TLS) for other host names than configured. Both go
 // through the same journaled path as client certificates.
+//
+// It is safe to call while the server runs (the serve command calls it
+// every few hours): readers see the old certificates until the new ones are
+// stored and written.
 func (a *Authority) EnsureServiceCertificates(ctx context.Context) error {
+	a.ensureMu.Lock()
+	defer a.ensureMu.Unlock()
+	a.svcMu.RLock()
+	curOCSP, curTLS := a.ocsp, a.tls
+	a.svcMu.RUnlock()
 	now := a.opts.Now()
 	due := func(c *x509.Certificate) bool {
 		if c == nil {
@@ -36,7 +45,7 @@ func (a *Authority) EnsureServiceCertificates(ctx context.Context) error {
 		return now.After(c.NotBefore.Add(life * 2 / 3))
 	}
 	changed := false
-	if due(a.ocsp) {
+	if due(curOCSP) {
 		t := &x509.Certificate{
 			Subject:         pkix.Name{CommonName: a.issuing.Subject.CommonName + " OCSP Responder", Organization: a.issuing.Subject.Organization},
 			KeyUsage:        x509.KeyUsageDigitalSignature,
@@ -47,9 +56,11 @@ func (a *Authority) EnsureServiceCertificates(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("ca: issuing OCSP signer: %w", err)
 		}
+		a.svcMu.Lock()
 		a.ocsp, a.ocspSigner, a.m.OCSP, changed = c, s, e, true
+		a.svcMu.Unlock()
 	}
-	if due(a.tls) || !sameHosts(a.tls, a.opts.TLSHosts) {
+	if due(curTLS) || !sameHosts(curTLS, a.opts.TLSHosts) {
 		t := &x509.Certificate{
 			Subject:     pkix.Name{CommonName: a.opts.TLSHosts[0]},
 			KeyUsage:    x509.KeyUsageDigitalSignature,
@@ -66,9 +77,13 @@ func (a *Authority) EnsureServiceCertificates(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("ca: issuing TLS certificate: %w", err)
 		}
+		a.svcMu.Lock()
 		a.tls, a.tlsSigner, a.m.TLS, changed = c, s, e, true
+		a.svcMu.Unlock()
 	}
 	if changed {
+		a.svcMu.RLock()
+		defer a.svcMu.RUnlock()
 		return writeManifest(a.opts.Dir, &a.m)
 	}
 	return nil
@@ -136,6 +151,8 @@ func (a *Authority) issueService(ctx context.Context, name, profile, keyType str
 
 // TLSCertificate returns the HTTPS listener's certificate with its chain.
 func (a *Authority) TLSCertificate() (*tls.Certificate, error) {
+	a.svcMu.RLock()
+	defer a.svcMu.RUnlock()
 	if a.tls == nil {
 		return nil, fmt.Errorf("ca: no TLS certificate: run EnsureServiceCertificates")
 	}

@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"crypto/sha256"
+	"crypto/x509"
 	"database/sql"
 	"encoding/hex"
 	"encoding/pem"
@@ -100,6 +101,17 @@ func TestQuickstart(t *testing.T) {
 	o, _ = tool(t, openssl, "x509", "-in", certFile, "-noout", "-subject", "-ext", "subjectAltName")
 	if !strings.Contains(o, "CN = acme") || !strings.Contains(o, "serialNumber = 91350100M000100Y43") || !strings.Contains(o, "URI:urn:zbca:enterprise:acme") {
 		t.Errorf("openssl sees:\n%s", o)
+	}
+
+	leaf, err := x509.ParseCertificate(firstPEM(t, certFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !leaf.NotAfter.Equal(leaf.NotBefore.AddDate(3, 0, 0)) {
+		t.Errorf("validity %s – %s is not exactly three calendar years", leaf.NotBefore, leaf.NotAfter)
+	}
+	if !strings.HasPrefix(leaf.CRLDistributionPoints[0], "http://"+in.http+"/crl/") || leaf.OCSPServer[0] != "http://"+in.http+"/ocsp" {
+		t.Errorf("URLs do not follow public_url: %v %v", leaf.CRLDistributionPoints, leaf.OCSPServer)
 	}
 
 	// zlint's RFC 5280 lints: no error, no warning, for leaf, issuing CA and root.

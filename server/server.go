@@ -77,8 +77,7 @@ func New(o Options) (*Server, error) {
 // Start binds the three addresses and serves in the background. It fails
 // without serving anything if any address cannot be bound.
 func (s *Server) Start() error {
-	cert, err := s.opts.CA.TLSCertificate()
-	if err != nil {
+	if _, err := s.opts.CA.TLSCertificate(); err != nil {
 		return err
 	}
 	type spec struct {
@@ -89,9 +88,10 @@ func (s *Server) Start() error {
 	specs := []spec{
 		{"http", s.opts.HTTPAddr, s.public, nil},
 		{"https", s.opts.HTTPSAddr, s.portal, &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{*cert},
-			ClientAuth:   tls.NoClientCert,
+			MinVersion: tls.VersionTLS12,
+			// Asked per handshake, so a renewed certificate is used at once.
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.opts.CA.TLSCertificate() },
+			ClientAuth:     tls.NoClientCert,
 		}},
 		{"admin", s.opts.AdminAddr, s.admin, nil},
 	}

@@ -108,6 +108,25 @@ func (a *app) serve(parent context.Context) error {
 	a.printSummary(a.stdout, auth, strings.Join([]string{h, hs, ad}, ","))
 	a.log.Info("serving", "http", h, "https", hs, "admin", ad, "startup", time.Since(start).Round(time.Millisecond), "first_start", first)
 
+	// Renew the OCSP signer and the TLS certificate while running.
+	go func() {
+		t := time.NewTicker(6 * time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := auth.EnsureServiceCertificates(ctx); err != nil {
+					a.log.Error("renewing service certificates", "err", err)
+				}
+				if w := auth.ExpiryWarning(); w != "" {
+					a.log.Warn(w)
+				}
+			}
+		}
+	}()
+
 	select {
 	case <-ctx.Done():
 		a.log.Info("shutting down")
