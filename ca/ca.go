@@ -54,8 +54,11 @@ type Options struct {
 	Logger   *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// Node names this process in the issuance journal.
+	// Node names this host in the issuance journal.
 	Node string
+	// Boot names this process in the issuance journal (see
+	// internal/runlock); random when empty.
+	Boot string
 	// Observe, when set, is called after each issuance with the profile,
 	// the outcome ("ok" or the error kind) and the duration.
 	Observe func(profile, outcome string, d time.Duration)
@@ -166,7 +169,10 @@ func Open(ctx context.Context, opts Options) (*Authority, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	a := &Authority{opts: opts, boot: newBoot()}
+	a := &Authority{opts: opts, boot: opts.Boot}
+	if a.boot == "" {
+		a.boot = newBoot()
+	}
 	if err := a.readManifest(); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("ca: %s is not initialised: run `zbca init` (or `zbca serve`, which initialises an empty data directory)", opts.Dir)

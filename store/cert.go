@@ -42,7 +42,7 @@ func (s *SQL) StoreCertificate(ctx context.Context, c *Certificate, ev AuditEven
 		c.Status = CertActive
 	}
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		res, err := w.exec(ctx, `UPDATE issuance_journal SET state = 'issued', updated_at = ? WHERE serial = ?`, nanos(now), c.Serial)
+		res, err := w.exec(ctx, `UPDATE issuance_journal SET state = 'issued', error = '', updated_at = ? WHERE serial = ?`, nanos(now), c.Serial)
 		if err != nil {
 			return fmt.Errorf("updating journal: %w", err)
 		}
@@ -74,12 +74,19 @@ func (s *SQL) FailSerial(ctx context.Context, serial, reason string, ev AuditEve
 }
 
 // RecoverJournal implements Journal.
-func (s *SQL) RecoverJournal(ctx context.Context, node, boot string) (int, error) {
+func (s *SQL) RecoverJournal(ctx context.Context, node string, live []string) (int, error) {
 	var n int64
 	now := s.now()
 	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		res, err := w.exec(ctx, `UPDATE issuance_journal SET state = 'failed', error = 'process ended before the certificate was stored', updated_at = ? WHERE state = 'pending' AND node = ? AND boot <> ?`,
-			nanos(now), node, boot)
+		q := `UPDATE issuance_journal SET state = 'failed', error = 'process ended before the certificate was stored', updated_at = ? WHERE state = 'pending' AND node = ?`
+		args := []any{nanos(now), node}
+		if len(live) > 0 {
+			q += ` AND boot NOT IN (?` + strings.Repeat(",?", len(live)-1) + `)`
+			for _, b := range live {
+				args = append(args, b)
+			}
+		}
+		res, err := w.tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -88,7 +95,7 @@ func (s *SQL) RecoverJournal(ctx context.Context, node, boot string) (int, error
 			return nil
 		}
 		return w.appendAudit(ctx, AuditEvent{Actor: "system:" + node, Action: "journal.recover", Subject: node,
-			Details: map[string]any{"failed": n, "boot": boot}})
+			Details: map[string]any{"failed": n}})
 	})
 	return int(n), err
 }

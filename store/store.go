@@ -153,10 +153,10 @@ type CertWriter interface {
 
 // Journal reads and repairs the issuance journal.
 type Journal interface {
-	// RecoverJournal marks as failed the pending entries of node that
-	// belong to another boot than boot: their process died before storing
-	// the certificate, so nobody received it. It returns how many.
-	RecoverJournal(ctx context.Context, node, boot string) (int, error)
+	// RecoverJournal marks as failed the pending entries of node whose boot
+	// is not in live: their process died before storing the certificate,
+	// so nobody received it. It returns how many.
+	RecoverJournal(ctx context.Context, node string, live []string) (int, error)
 	GetJournal(ctx context.Context, serial string) (*JournalEntry, error)
 }
 

@@ -54,7 +54,12 @@ func (a *app) initialise(ctx context.Context) (*store.SQL, *ca.Authority, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	auth, err := ca.Init(ctx, a.caOptions(st))
+	opts, err := a.caOptions(st)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	auth, err := ca.Init(ctx, opts)
 	if err != nil {
 		st.Close()
 		return nil, nil, userError(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/config"
+	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/store"
 )
@@ -26,7 +27,11 @@ var version = "dev"
 func main() {
 	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
 	root := a.rootCmd()
-	if err := root.Execute(); err != nil {
+	err := root.Execute()
+	if a.lock != nil {
+		a.lock.Release()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "zbca: "+err.Error())
 		var ec exitCode
 		if errors.As(err, &ec) {
@@ -48,6 +53,7 @@ type app struct {
 	dataDir    string
 	cfg        config.Config
 	log        *slog.Logger
+	lock       *runlock.Lock // this process's boot lock, once it may journal
 	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
@@ -127,8 +133,20 @@ func (a *app) openStore(ctx context.Context) (*store.SQL, error) {
 	return store.Open(ctx, store.Options{Driver: a.cfg.Store.Driver, Path: a.cfg.Store.Path, MaxBatch: a.cfg.Store.MaxBatch, Logger: a.log})
 }
 
-func (a *app) caOptions(st ca.Store) ca.Options {
+func (a *app) runDir() string { return filepath.Join(a.cfg.DataDir, "run") }
+
+// caOptions returns the CA options; it takes this process's boot lock, so
+// that a starting server leaves this process's journal entries alone.
+func (a *app) caOptions(st ca.Store) (ca.Options, error) {
+	if a.lock == nil {
+		l, err := runlock.Acquire(a.runDir())
+		if err != nil {
+			return ca.Options{}, fmt.Errorf("taking the boot lock: %w", err)
+		}
+		a.lock = l
+	}
 	return ca.Options{
+		Boot:      a.lock.Boot,
 		Dir:       filepath.Join(a.cfg.DataDir, "ca"),
 		Config:    a.cfg.CA,
 		PublicURL: a.cfg.PublicURL,
@@ -136,7 +154,7 @@ func (a *app) caOptions(st ca.Store) ca.Options {
 		Store:     st,
 		Logger:    a.log,
 		Node:      a.cfg.NodeName,
-	}
+	}, nil
 }
 
 // openCA opens the store and the CA, for commands that sign.
@@ -145,7 +163,12 @@ func (a *app) openCA(ctx context.Context) (*store.SQL, *ca.Authority, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	auth, err := ca.Open(ctx, a.caOptions(st))
+	opts, err := a.caOptions(st)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	auth, err := ca.Open(ctx, opts)
 	if err != nil {
 		st.Close()
 		return nil, nil, err

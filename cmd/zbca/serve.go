@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/server"
 )
 
@@ -73,16 +74,24 @@ func (a *app) serve(parent context.Context) error {
 		return err
 	}
 	defer st.Close()
-	opts := a.caOptions(st)
+	opts, err := a.caOptions(st)
+	if err != nil {
+		return err
+	}
 	opts.Observe = metrics.ObserveIssuance
 	auth, err := ca.Open(ctx, opts)
 	if err != nil {
 		return err
 	}
 	defer auth.Close()
-	// Serials journaled by an earlier run of this node that never reached
-	// the store were never delivered: mark them failed.
-	if n, err := st.RecoverJournal(ctx, a.cfg.NodeName, auth.Boot()); err != nil {
+	// Serials journaled by a process of this node that died before storing
+	// the certificate were never delivered: mark them failed. Processes
+	// still running (a CLI issuance) hold their boot lock and are spared.
+	live, err := runlock.Live(a.runDir())
+	if err != nil {
+		return fmt.Errorf("reading boot locks: %w", err)
+	}
+	if n, err := st.RecoverJournal(ctx, a.cfg.NodeName, live); err != nil {
 		return fmt.Errorf("recovering the issuance journal: %w", err)
 	} else if n > 0 {
 		a.log.Warn("marked unfinished issuances of an earlier run as failed", "count", n)

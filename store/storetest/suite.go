@@ -246,7 +246,7 @@ func testRecover(t *testing.T, h Harness) {
 	if err := s.JournalSerial(ctx, other, ev("cert.signing", "ff")); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.RecoverJournal(ctx, "n1", "current")
+	n, err := s.RecoverJournal(ctx, "n1", []string{"current", "other-live"})
 	if err != nil || n != 2 {
 		t.Fatalf("RecoverJournal = %d, %v; want 2", n, err)
 	}

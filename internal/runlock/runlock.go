@@ -1,0 +1,88 @@
+// Package runlock tells which zbca processes on this host are alive.
+//
+// Every process that may journal serials (serve, init, cert issue) holds an
+// exclusive flock on <dir>/<boot>.lock for as long as it runs. A journal
+// entry whose boot has no held lock belongs to a process that died, so its
+// pending serial can be marked failed; one whose lock is held belongs to a
+// running process (a CLI issuance while the server starts) and is left
+// alone. The kernel drops the lock when a process dies, even by SIGKILL.
+package runlock
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Lock is a held boot lock.
+type Lock struct {
+	Boot string
+	f    *os.File
+	path string
+}
+
+// Acquire creates and locks a new boot lock in dir.
+func Acquire(dir string) (*Lock, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	boot := hex.EncodeToString(b)
+	path := filepath.Join(dir, boot+".lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return &Lock{Boot: boot, f: f, path: path}, nil
+}
+
+// Release removes the lock (on a clean exit).
+func (l *Lock) Release() {
+	os.Remove(l.path)
+	l.f.Close()
+}
+
+// Live returns the boots in dir whose lock is held by a running process,
+// and removes the lock files of dead ones.
+func Live(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var live []string
+	for _, e := range entries {
+		boot, ok := strings.CutSuffix(e.Name(), ".lock")
+		if !ok {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			live = append(live, boot) // held: alive
+		} else {
+			os.Remove(path) // nobody holds it: its process is gone
+		}
+		f.Close()
+	}
+	return live, nil
+}

@@ -1,0 +1,85 @@
+package runlock
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestLive(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Acquire(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Acquire(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A lock file that no process holds (its process died).
+	os.WriteFile(filepath.Join(dir, "deadbeef.lock"), []byte("1\n"), 0o600)
+	live, err := Live(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(live)
+	want := []string{a.Boot, b.Boot}
+	slices.Sort(want)
+	if !slices.Equal(live, want) {
+		t.Fatalf("live %v, want %v", live, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "deadbeef.lock")); !os.IsNotExist(err) {
+		t.Error("dead lock file not removed")
+	}
+	a.Release()
+	live, _ = Live(dir)
+	if !slices.Equal(live, []string{b.Boot}) {
+		t.Fatalf("after release: %v", live)
+	}
+}
+
+// TestKilledHolder: a lock held by a process that is then killed is seen
+// as dead.
+func TestKilledHolder(t *testing.T) {
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("flock(1) not available")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cafe.lock")
+	os.WriteFile(path, nil, 0o600)
+	cmd := exec.Command("flock", "-x", path, "sh", "-c", "echo ready; exec sleep 30")
+	// flock(1) passes the locked descriptor to its child: kill the group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("child: %q %v", line, err)
+	}
+	if live, _ := Live(dir); !slices.Equal(live, []string{"cafe"}) {
+		t.Fatalf("held lock not live: %v", live)
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	cmd.Wait()
+	// sleep(1), which holds the descriptor too, dies asynchronously.
+	var live []string
+	for i := 0; i < 200; i++ {
+		if live, _ = Live(dir); len(live) == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(live) != 0 {
+		t.Fatalf("killed holder still live: %v", live)
+	}
+}
