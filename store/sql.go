@@ -48,6 +48,8 @@ type SQL struct {
 	done   chan struct{}
 	closed sync.Once
 	max    int
+	ck     *sql.DB // checkpoints
+	ckDone chan struct{}
 }
 
 var (
@@ -85,7 +87,9 @@ func Open(ctx context.Context, o Options) (*SQL, error) {
 	// synchronous(FULL): a commit is on disk when Commit returns, which is
 	// what "stored before anyone receives it" needs, also on power loss.
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)"} {
+	// wal_autocheckpoint(0): checkpoints run in a goroutine of their own
+	// (checkpointer), not inside the writer's commits.
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(ON)", "wal_autocheckpoint(0)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -109,14 +113,23 @@ func Open(ctx context.Context, o Options) (*SQL, error) {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	s := &SQL{w: w, r: r, log: o.Logger, now: o.Now, path: o.Path, max: o.MaxBatch,
-		ops: make(chan *op, 4096), stop: make(chan struct{}), done: make(chan struct{})}
+		ops: make(chan *op, 4096), stop: make(chan struct{}), done: make(chan struct{}), ckDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		r.Close()
 		return nil, err
 	}
 	_ = os.Chmod(o.Path, 0o600)
+	ck, err := sql.Open("sqlite", "file:"+o.Path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	ck.SetMaxOpenConns(1)
+	s.ck = ck
 	go s.writer()
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -126,9 +139,31 @@ func (s *SQL) Close() error {
 	s.closed.Do(func() {
 		close(s.stop)
 		<-s.done
-		err = errors.Join(s.w.Close(), s.r.Close())
+		<-s.ckDone
+		// Fold the WAL into the database on a clean close.
+		_, ckErr := s.ck.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		err = errors.Join(ckErr, s.ck.Close(), s.w.Close(), s.r.Close())
 	})
 	return err
+}
+
+// checkpointer copies the WAL into the database file every half second
+// (PASSIVE: it never blocks the writer or readers), so the writer's commits
+// stay short and the WAL stays small.
+func (s *SQL) checkpointer() {
+	defer close(s.ckDone)
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if _, err := s.ck.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+				s.log.Warn("wal checkpoint", "err", err)
+			}
+		}
+	}
 }
 
 // Ping checks that the database answers.
@@ -286,45 +321,15 @@ func (s *SQL) writer() {
 	}
 }
 
-// commit runs a batch in one transaction with a savepoint per op.
+// commit runs a batch in one transaction. The fast path runs the ops one
+// after the other; if one fails (rare: a duplicate, a missing row), the
+// transaction is rolled back and the batch is run again with a savepoint
+// per op, so that only the failing op's changes are undone.
 func (s *SQL) commit(batch []*op) {
-	results := make([]error, len(batch))
-	err := func() error {
-		ctx := context.Background()
-		tx, err := s.w.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		w := &wtx{tx: tx, s: s, stmts: make(map[string]*sql.Stmt, 8)}
-		for i, o := range batch {
-			if err := o.ctx.Err(); err != nil {
-				results[i] = err
-				continue
-			}
-			if _, err := w.exec(ctx, "SAVEPOINT op"); err != nil {
-				tx.Rollback()
-				return err
-			}
-			head := w.head
-			if err := o.fn(ctx, w); err != nil {
-				results[i] = err
-				w.head = head
-				if _, err := w.exec(ctx, "ROLLBACK TO op"); err != nil {
-					tx.Rollback()
-					return err
-				}
-			}
-			if _, err := w.exec(ctx, "RELEASE op"); err != nil {
-				tx.Rollback()
-				return err
-			}
-		}
-		if err := w.flushHead(ctx); err != nil {
-			tx.Rollback()
-			return err
-		}
-		return tx.Commit()
-	}()
+	results, err := s.runBatch(batch, false)
+	if errors.Is(err, errRetryWithSavepoints) {
+		results, err = s.runBatch(batch, true)
+	}
 	for i, o := range batch {
 		if err != nil {
 			o.done <- fmt.Errorf("store: commit: %w", err)
@@ -332,6 +337,58 @@ func (s *SQL) commit(batch []*op) {
 			o.done <- results[i]
 		}
 	}
+}
+
+var errRetryWithSavepoints = errors.New("retry with savepoints")
+
+func (s *SQL) runBatch(batch []*op, savepoints bool) ([]error, error) {
+	results := make([]error, len(batch))
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	w := &wtx{tx: tx, s: s, stmts: make(map[string]*sql.Stmt, 8)}
+	fail := func(err error) ([]error, error) {
+		tx.Rollback()
+		return nil, err
+	}
+	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		if !savepoints {
+			if err := o.fn(ctx, w); err != nil {
+				if len(batch) == 1 {
+					// Nothing else to keep: undo and report.
+					tx.Rollback()
+					results[0] = err
+					return results, nil
+				}
+				return fail(errRetryWithSavepoints)
+			}
+			continue
+		}
+		if _, err := w.exec(ctx, "SAVEPOINT op"); err != nil {
+			return fail(err)
+		}
+		head := w.head
+		if err := o.fn(ctx, w); err != nil {
+			results[i] = err
+			w.head = head
+			if _, err := w.exec(ctx, "ROLLBACK TO op"); err != nil {
+				return fail(err)
+			}
+		}
+		if _, err := w.exec(ctx, "RELEASE op"); err != nil {
+			return fail(err)
+		}
+	}
+	if err := w.flushHead(ctx); err != nil {
+		return fail(err)
+	}
+	return results, tx.Commit()
 }
 
 // isUnique reports whether err is a uniqueness or primary-key violation.
