@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 
 	"github.com/spf13/cobra"
 )
@@ -20,10 +19,7 @@ reordered. Keep the printed head hash somewhere else (a ticket, a notebook)
 to detect a rewrite of the whole log later.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.load(slog.LevelWarn); err != nil {
-				return err
-			}
-			st, err := a.openStore(cmd.Context())
+			st, err := a.loadStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -44,10 +40,7 @@ to detect a rewrite of the whole log later.`,
 		Short: "Print audit entries as JSON lines",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.load(slog.LevelWarn); err != nil {
-				return err
-			}
-			st, err := a.openStore(cmd.Context())
+			st, err := a.loadStore(cmd.Context())
 			if err != nil {
 				return err
 			}

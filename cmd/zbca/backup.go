@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -27,10 +26,7 @@ apart from the backups. To restore, stop the server, unpack the archive into
 an empty data directory and put the passphrase file back in secrets/.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.load(slog.LevelWarn); err != nil {
-				return err
-			}
-			st, err := a.openStore(cmd.Context())
+			st, err := a.loadStore(cmd.Context())
 			if err != nil {
 				return err
 			}

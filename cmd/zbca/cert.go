@@ -151,10 +151,7 @@ func (a *app) certListCmd() *cobra.Command {
 		Short: "List certificates",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.load(slog.LevelWarn); err != nil {
-				return err
-			}
-			st, err := a.openStore(cmd.Context())
+			st, err := a.loadStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -205,10 +202,7 @@ func (a *app) certShowCmd() *cobra.Command {
 			if err != nil {
 				return userError(err)
 			}
-			if err := a.load(slog.LevelWarn); err != nil {
-				return err
-			}
-			st, err := a.openStore(cmd.Context())
+			st, err := a.loadStore(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -144,10 +144,7 @@ func (a *app) enterpriseListCmd() *cobra.Command {
 		Short: "List enterprise accounts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.load(slog.LevelWarn); err != nil {
-				return err
-			}
-			st, err := a.openStore(cmd.Context())
+			st, err := a.loadStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -199,10 +196,7 @@ func (a *app) enterpriseShowCmd() *cobra.Command {
 		Short: "Show an enterprise account and its certificates",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.load(slog.LevelWarn); err != nil {
-				return err
-			}
-			st, err := a.openStore(cmd.Context())
+			st, err := a.loadStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -241,10 +235,7 @@ func (a *app) enterpriseStatusCmd(verb, status string) *cobra.Command {
 		Short: strings.ToUpper(verb[:1]) + verb[1:] + " an enterprise account (a disabled account gets no certificates)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := a.load(slog.LevelWarn); err != nil {
-				return err
-			}
-			st, err := a.openStore(cmd.Context())
+			st, err := a.loadStore(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -126,6 +126,15 @@ func newLogger(w io.Writer, c config.Log, min slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// loadStore loads the configuration (logging warnings only) and opens the
+// store: the start of most operator commands.
+func (a *app) loadStore(ctx context.Context) (*store.SQL, error) {
+	if err := a.load(slog.LevelWarn); err != nil {
+		return nil, err
+	}
+	return a.openStore(ctx)
+}
+
 func (a *app) openStore(ctx context.Context) (*store.SQL, error) {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return nil, err
