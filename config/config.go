@@ -40,6 +40,33 @@ type Config struct {
 	CA        CA     `yaml:"ca"`
 	Store     Store  `yaml:"store"`
 	Admin     Admin  `yaml:"admin"`
+	CRL       CRL    `yaml:"crl"`
+	OCSP      OCSP   `yaml:"ocsp"`
+}
+
+// CRL configures CRL publication.
+type CRL struct {
+	// Interval between scheduled CRLs.
+	Interval Duration `yaml:"interval"`
+	// Delay: a revocation is in a published CRL within this delay.
+	Delay Duration `yaml:"delay"`
+	// Validity: nextUpdate = thisUpdate + validity.
+	Validity Duration `yaml:"validity"`
+	// RootValidity of the root's CRL (the root key may be kept offline).
+	RootValidity Duration `yaml:"root_validity"`
+}
+
+// OCSP configures the OCSP responder.
+type OCSP struct {
+	// Validity of pre-signed responses (nextUpdate − thisUpdate); they are
+	// re-signed at half of it.
+	Validity Duration `yaml:"validity"`
+	// Signer: "delegated" (the OCSP signer certificate, default) or
+	// "issuing" (the issuing CA key itself).
+	Signer string `yaml:"signer"`
+	// NonceWorkers bounds live signing (nonce requests); 0: the number of
+	// CPUs.
+	NonceWorkers int `yaml:"nonce_workers"`
 }
 
 // Log configures log/slog output.
@@ -141,6 +168,9 @@ func Default() Config {
 			},
 		},
 		Store: Store{Driver: "sqlite", MaxBatch: 256},
+		CRL: CRL{Interval: Duration{6 * time.Hour}, Delay: Duration{60 * time.Second}, Validity: Duration{7 * 24 * time.Hour},
+			RootValidity: Duration{365 * 24 * time.Hour}},
+		OCSP: OCSP{Validity: Duration{time.Hour}, Signer: "delegated"},
 	}
 }
 
@@ -311,6 +341,29 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 10000 {
 		bad("store.max_batch", "%d is outside 1–10000", c.Store.MaxBatch)
+	}
+	if c.CRL.Interval.Duration < time.Minute || c.CRL.Interval.Duration > 7*24*time.Hour {
+		bad("crl.interval", "%s is outside 1m–168h", c.CRL.Interval.Duration)
+	}
+	if c.CRL.Delay.Duration < time.Second || c.CRL.Delay.Duration > time.Hour {
+		bad("crl.delay", "%s is outside 1s–1h", c.CRL.Delay.Duration)
+	}
+	if c.CRL.Validity.Duration <= c.CRL.Interval.Duration || c.CRL.Validity.Duration > 90*24*time.Hour {
+		bad("crl.validity", "%s must exceed crl.interval (%s) and be at most 2160h", c.CRL.Validity.Duration, c.CRL.Interval.Duration)
+	}
+	if c.CRL.RootValidity.Duration < 24*time.Hour || c.CRL.RootValidity.Duration > 5*365*24*time.Hour {
+		bad("crl.root_validity", "%s is outside 24h–43800h", c.CRL.RootValidity.Duration)
+	}
+	if d := c.OCSP.Validity.Duration; d < 10*time.Minute || d > 7*24*time.Hour {
+		bad("ocsp.validity", "%s is outside 10m–168h", d)
+	}
+	switch c.OCSP.Signer {
+	case "delegated", "issuing":
+	default:
+		bad("ocsp.signer", "%q is not one of delegated, issuing", c.OCSP.Signer)
+	}
+	if c.OCSP.NonceWorkers < 0 || c.OCSP.NonceWorkers > 1024 {
+		bad("ocsp.nonce_workers", "%d is outside 0–1024", c.OCSP.NonceWorkers)
 	}
 	return errors.Join(errs...)
 }

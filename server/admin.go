@@ -13,6 +13,7 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/internal/zerr"
+	"github.com/zbca/zbca/revocation"
 )
 
 // registerAdmin serves the admin listener.
@@ -23,6 +24,7 @@ func (s *Server) registerAdmin(e *echo.Echo) {
 	g := e.Group("/admin/v1", s.bearer)
 	g.POST("/certificates", s.adminIssue)
 	g.GET("/certificates/:serial", s.adminGetCert)
+	g.POST("/certificates/:serial/revoke", s.adminRevoke)
 }
 
 func (s *Server) readyz(c echo.Context) error {
@@ -121,3 +123,39 @@ func (s *Server) adminGetCert(c echo.Context) error {
 }
 
 var errEmptyBody = errors.New("empty body")
+
+// adminRevoke: POST /admin/v1/certificates/{serial}/revoke {"reason": "keyCompromise"}.
+// It answers once the revocation is committed and the OCSP response re-signed.
+func (s *Server) adminRevoke(c echo.Context) error {
+	serial, err := ca.NormalizeSerial(c.Param("serial"))
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, 4097))
+	if err != nil {
+		return zerr.Wrap(zerr.BadRequest, err, "reading body")
+	}
+	if len(body) > 4096 {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "request body too large")
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if err := decodeStrict(body, &req); err != nil {
+		return err
+	}
+	if req.Reason == "" {
+		return zerr.New(zerr.BadRequest, `"reason" is required`)
+	}
+	reason, err := revocation.ParseReason(req.Reason)
+	if err != nil {
+		return err
+	}
+	rec, err := s.opts.Revocation.Revoke(c.Request().Context(), serial, reason, "admin-api", revocation.ByOperator)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"serial": rec.Serial, "status": rec.Status, "revoked_at": rec.RevokedAt, "reason": revocation.Reason(rec.RevocationReason).String(),
+	})
+}

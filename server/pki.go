@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/zbca/zbca/revocation"
 )
 
 // blob is a fixed response with its validators, served with caching
@@ -71,4 +73,10 @@ func (s *Server) registerPKI(e *echo.Echo) {
 	}
 	e.GET("/pki/:name", handler)
 	e.HEAD("/pki/:name", handler)
+	revocation.RegisterCRL(e, s.opts.CRLs, time.Now)
+	if s.opts.OCSP != nil {
+		// No router path cleaning: base64 contains '/' and '+'.
+		e.Any("/ocsp", echo.WrapHandler(s.opts.OCSP))
+		e.Any("/ocsp/*", echo.WrapHandler(s.opts.OCSP))
+	}
 }

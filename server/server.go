@@ -20,6 +20,7 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/internal/web"
+	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
 
@@ -34,6 +35,11 @@ type Options struct {
 	HTTPAddr, HTTPSAddr, AdminAddr string
 	CA                             *ca.Authority
 	Store                          Store
+	// Revocation revokes (admin API); CRLs serves /crl/*.
+	Revocation *revocation.Service
+	CRLs       *revocation.Publisher
+	// OCSP serves /ocsp when set.
+	OCSP http.Handler
 	// AdminToken is the bearer token of /admin/v1/*.
 	AdminToken []byte
 	Registry   *prometheus.Registry
@@ -55,6 +61,8 @@ func New(o Options) (*Server, error) {
 	switch {
 	case o.CA == nil || o.Store == nil:
 		return nil, errors.New("server: CA and store are required")
+	case o.Revocation == nil || o.CRLs == nil:
+		return nil, errors.New("server: revocation service and CRL publisher are required")
 	case len(o.AdminToken) < 16:
 		return nil, errors.New("server: admin token missing or shorter than 16 bytes")
 	}

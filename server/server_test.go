@@ -16,6 +16,7 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/config"
+	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
 
@@ -40,7 +41,15 @@ func newTestServer(t *testing.T) (*Server, *store.SQL) {
 	if err := st.AddEnterprise(context.Background(), &store.Enterprise{Username: "acme", Name: "ACME", PasswordHash: "x"}, store.AuditEvent{Actor: "t", Action: "enterprise.add"}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{CA: a, Store: st, AdminToken: []byte(token)})
+	pub, err := revocation.NewPublisher(revocation.PublisherOptions{Store: st, Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	svc := &revocation.Service{Store: st, CRL: pub}
+	s, err := New(Options{CA: a, Store: st, AdminToken: []byte(token), Revocation: svc, CRLs: pub})
 	if err != nil {
 		t.Fatal(err)
 	}

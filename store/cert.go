@@ -49,8 +49,8 @@ func (s *SQL) StoreCertificate(ctx context.Context, c *Certificate, ev AuditEven
 		if n, _ := res.RowsAffected(); n != 1 {
 			return zerr.New(zerr.Internal, "serial %s was never journaled", c.Serial)
 		}
-		_, err = w.exec(ctx, `INSERT INTO certificates(serial, enterprise_id, profile, issuer, subject, not_before, not_after, der, spki_sha256, fingerprint_sha256, status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
-			c.Serial, nullID(c.EnterpriseID), c.Profile, c.Issuer, c.Subject, nanos(c.NotBefore), nanos(c.NotAfter), c.DER, c.SPKISHA256, c.FingerprintSHA256, c.Status, nanos(now))
+		_, err = w.exec(ctx, `INSERT INTO certificates(serial, enterprise_id, profile, issuer, subject, not_before, not_after, der, spki_sha256, fingerprint_sha256, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			c.Serial, nullID(c.EnterpriseID), c.Profile, c.Issuer, c.Subject, nanos(c.NotBefore), nanos(c.NotAfter), c.DER, c.SPKISHA256, c.FingerprintSHA256, c.Status, nanos(now), nanos(now))
 		if isUnique(err) {
 			return zerr.New(zerr.Conflict, "certificate %s already stored", c.Serial)
 		}

@@ -19,7 +19,7 @@ import (
 
 func (a *app) certCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "cert", Short: "Issue and inspect certificates"}
-	cmd.AddCommand(a.certIssueCmd(), a.certListCmd(), a.certShowCmd())
+	cmd.AddCommand(a.certIssueCmd(), a.certListCmd(), a.certShowCmd(), a.certRevokeCmd())
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
 
@@ -69,7 +70,27 @@ func (a *app) initialise(ctx context.Context) (*store.SQL, *ca.Authority, error)
 		st.Close()
 		return nil, nil, err
 	}
+	// The first CRLs, the root's among them: nginx with ssl_crl refuses
+	// every client unless each CA of the chain has a CRL.
+	pub, err := a.newPublisher(st, auth)
+	if err == nil {
+		err = pub.Load(ctx)
+	}
+	if err != nil {
+		auth.Close()
+		st.Close()
+		return nil, nil, fmt.Errorf("publishing the first CRLs: %w", err)
+	}
 	return st, auth, nil
+}
+
+func (a *app) newPublisher(st *store.SQL, auth *ca.Authority) (*revocation.Publisher, error) {
+	return revocation.NewPublisher(revocation.PublisherOptions{
+		Store: st, Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(),
+		Interval: a.cfg.CRL.Interval.Duration, Delay: a.cfg.CRL.Delay.Duration,
+		Validity: a.cfg.CRL.Validity.Duration, RootValidity: a.cfg.CRL.RootValidity.Duration,
+		Logger: a.log,
+	})
 }
 
 // printSummary says where everything is.

@@ -212,6 +212,8 @@ func (a *app) ensureAdminToken() ([]byte, error) {
 	return config.ReadSecretFile(p)
 }
 
+func (a *app) readAdminToken() ([]byte, error) { return config.ReadSecretFile(a.cfg.Admin.TokenFile) }
+
 // userError turns a core error into the message an operator reads.
 func userError(err error) error {
 	if err == nil {

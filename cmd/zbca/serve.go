@@ -13,6 +13,7 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/internal/runlock"
+	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/server"
 )
 
@@ -103,9 +104,19 @@ func (a *app) serve(parent context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admin token: %w", err)
 	}
+	pub, err := a.newPublisher(st, auth)
+	if err != nil {
+		return err
+	}
+	if err := pub.Load(ctx); err != nil {
+		return fmt.Errorf("loading CRLs: %w", err)
+	}
+	go pub.Run(ctx)
+	svc := &revocation.Service{Store: st, CRL: pub, Logger: a.log}
 	srv, err := server.New(server.Options{
 		HTTPAddr: a.cfg.Listen.HTTP, HTTPSAddr: a.cfg.Listen.HTTPS, AdminAddr: a.cfg.Listen.Admin,
 		CA: auth, Store: st, AdminToken: token, Registry: metrics.Registry, Logger: a.log,
+		Revocation: svc, CRLs: pub,
 	})
 	if err != nil {
 		return err

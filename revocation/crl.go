@@ -1,0 +1,291 @@
+package revocation
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/internal/crlder"
+	"github.com/zbca/zbca/internal/zerr"
+	"github.com/zbca/zbca/store"
+)
+
+// CRLStore is what the publisher needs from persistence.
+type CRLStore interface {
+	store.CRLStore
+}
+
+// PublisherOptions configures NewPublisher.
+type PublisherOptions struct {
+	Store CRLStore
+	// Issuers are the issuing CAs (ca.Authority.IssuingCAs); Root signs
+	// the root CRL (revoked issuing CAs).
+	Issuers []ca.CRLIssuer
+	Root    ca.CRLIssuer
+	// Interval between scheduled publications (default 6h).
+	Interval time.Duration
+	// Delay: a revocation is in the CRL at most this long after it (default
+	// 60s); revocations within it share one new CRL.
+	Delay time.Duration
+	// Validity: nextUpdate = thisUpdate + Validity (default 7 days).
+	Validity time.Duration
+	// RootValidity of the root CRL (default 365 days), republished when
+	// less than a tenth of it is left.
+	RootValidity time.Duration
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Published is a CRL ready to serve.
+type Published struct {
+	Name       string
+	Number     int64
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	Entries    int
+	DER        []byte
+	PEM        []byte
+	ETag       string
+}
+
+// Publisher builds, stores and holds the CRLs. Safe for concurrent use.
+type Publisher struct {
+	o       PublisherOptions
+	mu      sync.RWMutex
+	current map[string]*Published
+	buildMu sync.Mutex
+	trigger chan struct{}
+}
+
+// NewPublisher checks its options; call Load, then Run.
+func NewPublisher(o PublisherOptions) (*Publisher, error) {
+	if o.Store == nil || len(o.Issuers) == 0 || o.Root.Signer == nil {
+		return nil, errors.New("revocation: publisher needs a store, issuers and the root")
+	}
+	if o.Interval <= 0 {
+		o.Interval = 6 * time.Hour
+	}
+	if o.Delay <= 0 {
+		o.Delay = 60 * time.Second
+	}
+	if o.Validity <= 0 {
+		o.Validity = 7 * 24 * time.Hour
+	}
+	if o.RootValidity <= 0 {
+		o.RootValidity = 365 * 24 * time.Hour
+	}
+	if o.Validity <= o.Interval {
+		return nil, fmt.Errorf("revocation: CRL validity %s must exceed the publication interval %s", o.Validity, o.Interval)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Publisher{o: o, current: map[string]*Published{}, trigger: make(chan struct{}, 1)}, nil
+}
+
+// Get returns the latest CRL of name ("issuing-1", "root"), or nil.
+func (p *Publisher) Get(name string) *Published {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.current[name]
+}
+
+// Load serves the CRLs stored by an earlier run at once, and publishes the
+// ones that are missing or due.
+func (p *Publisher) Load(ctx context.Context) error {
+	for _, is := range p.all() {
+		c, err := p.o.Store.LatestCRL(ctx, is.Name)
+		switch {
+		case errors.Is(err, zerr.NotFound):
+		case err != nil:
+			return err
+		default:
+			p.set(newPublished(c))
+		}
+	}
+	return p.publishDue(ctx)
+}
+
+func (p *Publisher) all() []ca.CRLIssuer { return append([]ca.CRLIssuer{p.o.Root}, p.o.Issuers...) }
+
+// publishDue publishes every CRL that is missing or older than its
+// schedule.
+func (p *Publisher) publishDue(ctx context.Context) error {
+	now := p.o.Now()
+	var errs []error
+	for _, is := range p.all() {
+		cur := p.Get(is.Name)
+		due := cur == nil
+		if cur != nil {
+			if is.Name == p.o.Root.Name {
+				due = cur.NextUpdate.Sub(now) < p.o.RootValidity/10
+			} else {
+				due = now.Sub(cur.ThisUpdate) >= p.o.Interval || cur.NextUpdate.Sub(now) < p.o.Validity-p.o.Interval
+			}
+		}
+		if due {
+			if _, err := p.Publish(ctx, is.Name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Trigger asks for new issuing-CA CRLs within the configured delay (after
+// a revocation). It never blocks.
+func (p *Publisher) Trigger() {
+	select {
+	case p.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes on schedule and after triggers until ctx ends.
+func (p *Publisher) Run(ctx context.Context) {
+	// Check often; publishDue decides what is due.
+	tick := time.NewTicker(min(p.o.Interval/4, time.Minute))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := p.publishDue(ctx); err != nil && ctx.Err() == nil {
+				p.o.Logger.Error("publishing CRLs", "err", err)
+			}
+		case <-p.trigger:
+			// Gather the revocations of a short while into one CRL, well
+			// inside the promised delay.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(p.o.Delay/4, 5*time.Second)):
+			}
+			for _, is := range p.o.Issuers {
+				if _, err := p.Publish(ctx, is.Name); err != nil && ctx.Err() == nil {
+					p.o.Logger.Error("publishing CRL after revocation", "crl", is.Name, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// Publish builds, signs, stores and serves a new CRL for name now.
+func (p *Publisher) Publish(ctx context.Context, name string) (*Published, error) {
+	var is *ca.CRLIssuer
+	for _, c := range p.all() {
+		if c.Name == name {
+			is = &c
+			break
+		}
+	}
+	if is == nil {
+		return nil, zerr.New(zerr.NotFound, "no CRL named %q", name)
+	}
+	p.buildMu.Lock()
+	defer p.buildMu.Unlock()
+	start := time.Now()
+	number, err := p.o.Store.NextCRLNumber(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("reserving CRL number: %w", err)
+	}
+	now := p.o.Now().UTC().Truncate(time.Second)
+	validity := p.o.Validity
+	if name == p.o.Root.Name {
+		validity = p.o.RootValidity
+	}
+	params := crlder.Params{Issuer: is.Cert, Signer: is.Signer, Number: big.NewInt(number), ThisUpdate: now, NextUpdate: now.Add(validity)}
+	var der []byte
+	entries := 0
+	if name == p.o.Root.Name {
+		// Revoked issuing CAs would be listed here; zbca has none yet.
+		der, err = crlder.BuildEmpty(params)
+	} else {
+		var scanErr error
+		seq := func(yield func(crlder.Entry) bool) {
+			var buf []byte
+			scanErr = p.o.Store.ForEachRevoked(ctx, is.ID, func(e store.RevokedEntry) error {
+				var serr error
+				if buf, serr = serialBytes(buf[:0], e.Serial); serr != nil {
+					return serr
+				}
+				entries++
+				if !yield(crlder.Entry{Serial: buf, RevokedAt: e.RevokedAt, Reason: e.Reason}) {
+					return errStop
+				}
+				return nil
+			})
+		}
+		next, stop := iter.Pull(seq)
+		der, err = crlder.Build(params, next)
+		stop()
+		if err == nil && scanErr != nil && !errors.Is(scanErr, errStop) {
+			err = scanErr
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("building CRL %s: %w", name, err)
+	}
+	c := &store.CRL{Name: name, Number: number, ThisUpdate: now, NextUpdate: now.Add(validity), DER: der, Entries: entries}
+	if err := p.o.Store.SaveCRL(ctx, c); err != nil {
+		return nil, fmt.Errorf("storing CRL %s: %w", name, err)
+	}
+	pub := newPublished(c)
+	p.set(pub)
+	p.o.Logger.Info("published CRL", "crl", name, "number", number, "entries", entries, "bytes", len(der),
+		"next_update", c.NextUpdate, "took", time.Since(start).Round(time.Millisecond))
+	return pub, nil
+}
+
+var errStop = errors.New("stop")
+
+func (p *Publisher) set(pub *Published) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cur := p.current[pub.Name]; cur == nil || pub.Number > cur.Number {
+		p.current[pub.Name] = pub
+	}
+}
+
+func newPublished(c *store.CRL) *Published {
+	sum := sha256.Sum256(c.DER)
+	return &Published{
+		Name: c.Name, Number: c.Number, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate, Entries: c.Entries,
+		DER:  c.DER,
+		PEM:  pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: c.DER}),
+		ETag: `"` + fmt.Sprint(c.Number) + "-" + hex.EncodeToString(sum[:8]) + `"`,
+	}
+}
+
+// serialBytes appends the big-endian bytes of a lowercase hex serial.
+func serialBytes(dst []byte, serial string) ([]byte, error) {
+	if len(serial) == 0 || len(serial) > 40 {
+		return dst, fmt.Errorf("bad serial %q", serial)
+	}
+	odd := len(serial)%2 == 1
+	n := (len(serial) + 1) / 2
+	start := len(dst)
+	dst = append(dst, make([]byte, n)...)
+	out := dst[start:]
+	src := serial
+	if odd {
+		src = "0" + serial
+	}
+	if _, err := hex.Decode(out, []byte(src)); err != nil {
+		return dst[:start], fmt.Errorf("bad serial %q", serial)
+	}
+	return dst, nil
+}

@@ -1,0 +1,142 @@
+package revocation
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zbca/zbca/internal/ocspder"
+)
+
+// MaxOCSPRequest bounds a POST body and a decoded GET request.
+const MaxOCSPRequest = 10 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// ServeHTTP answers GET /ocsp/<base64 request> and POST /ocsp (RFC 6960
+// Appendix A, RFC 5019 §5). Per-request logging is left to debug level.
+func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var der []byte
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		var ok bool
+		if der, ok = decodeGETPath(req.URL.EscapedPath()); !ok {
+			r.Stats.Malformed.Add(1)
+			writeOCSP(w, ocspder.MalformedRequest, nil)
+			return
+		}
+	case http.MethodPost:
+		// RFC 6960 A.1.1: application/ocsp-request; tolerate a missing
+		// type, refuse a wrong one.
+		if ct := req.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/ocsp-request") {
+			http.Error(w, "Content-Type must be application/ocsp-request", http.StatusUnsupportedMediaType)
+			return
+		}
+		b, err := io.ReadAll(io.LimitReader(req.Body, MaxOCSPRequest+1))
+		if err != nil || len(b) > MaxOCSPRequest {
+			r.Stats.Malformed.Add(1)
+			w.Header().Set("Connection", "close")
+			writeOCSP(w, ocspder.MalformedRequest, nil)
+			return
+		}
+		der = b
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	parsed, err := ocspder.ParseRequest(der)
+	if err != nil {
+		r.Stats.Malformed.Add(1)
+		writeOCSP(w, ocspder.MalformedRequest, nil)
+		return
+	}
+	bp := bufPool.Get().(*[]byte)
+	a := r.Respond(parsed, (*bp)[:0])
+	writeOCSP(w, a.DER, &a)
+	*bp = a.DER[:0]
+	if cap(*bp) <= 8192 {
+		bufPool.Put(bp)
+	}
+}
+
+// writeOCSP writes an OCSP response with RFC 5019 §6 caching headers.
+func writeOCSP(w http.ResponseWriter, der []byte, a *Answer) {
+	h := w.Header()
+	h["Content-Type"] = ctOCSP
+	if a != nil && a.Cacheable {
+		now := time.Now()
+		maxAge := int(a.NextUpdate.Sub(now).Seconds())
+		if maxAge < 0 {
+			maxAge = 0
+		}
+		h["Cache-Control"] = []string{"max-age=" + strconv.Itoa(maxAge) + ", public, no-transform, must-revalidate"}
+		h["Last-Modified"] = []string{a.ThisUpdate.UTC().Format(http.TimeFormat)}
+		h["Expires"] = []string{a.NextUpdate.UTC().Format(http.TimeFormat)}
+		f := fnv.New64a()
+		f.Write(der)
+		var etag [18]byte
+		etag[0], etag[17] = '"', '"'
+		hex.Encode(etag[1:17], f.Sum(nil))
+		h["Etag"] = []string{string(etag[:])}
+	} else {
+		h["Cache-Control"] = noStore
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(der))}
+	w.WriteHeader(http.StatusOK)
+	w.Write(der)
+}
+
+var (
+	ctOCSP  = []string{"application/ocsp-response"}
+	noStore = []string{"no-store, max-age=0"}
+)
+
+// decodeGETPath extracts the request from "/ocsp/<base64>": percent
+// escapes (%2B, %2F, %3D) are undone, a "+" that arrived as a space is
+// restored, leading slashes ("//") and missing padding are tolerated.
+func decodeGETPath(escaped string) ([]byte, bool) {
+	p, ok := strings.CutPrefix(escaped, "/ocsp")
+	if !ok {
+		return nil, false
+	}
+	p = strings.TrimLeft(p, "/")
+	if p == "" || len(p) > 2*MaxOCSPRequest {
+		return nil, false
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '%' && i+2 < len(p):
+			v, err := strconv.ParseUint(p[i+1:i+3], 16, 8)
+			if err != nil {
+				return nil, false
+			}
+			c = byte(v)
+			i += 2
+		case c == '%':
+			return nil, false
+		}
+		if c == ' ' {
+			c = '+'
+		}
+		b.WriteByte(c)
+	}
+	s := strings.TrimRight(b.String(), "=")
+	der, err := base64.RawStdEncoding.DecodeString(s)
+	if err != nil {
+		// Some clients use the URL-safe alphabet.
+		if der, err = base64.RawURLEncoding.DecodeString(s); err != nil {
+			return nil, false
+		}
+	}
+	return der, len(der) > 0 && len(der) <= MaxOCSPRequest
+}

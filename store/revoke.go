@@ -1,0 +1,215 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zbca/zbca/internal/zerr"
+)
+
+// RevokeRequest asks for one certificate's revocation.
+type RevokeRequest struct {
+	Serial string
+	Reason int // CRLReason, RFC 5280 §5.3.1
+	At     time.Time
+	Actor  string
+	// Comment is recorded in the audit event only.
+	Comment string
+}
+
+// Revoker revokes certificates.
+type Revoker interface {
+	// Revoke marks the certificate revoked with its audit event in one
+	// transaction: one conditional UPDATE (... AND status <> 'revoked'),
+	// so two concurrent revocations cannot both succeed. It returns the
+	// updated record; zerr.NotFound for an unknown serial and zerr.Conflict
+	// for an already revoked certificate (nothing is changed then).
+	Revoke(ctx context.Context, r RevokeRequest) (*Certificate, error)
+}
+
+// RevokedEntry is one line of a CRL.
+type RevokedEntry struct {
+	Serial    string
+	RevokedAt time.Time
+	Reason    int
+}
+
+// CRLStore keeps CRL numbers and the latest CRLs.
+type CRLStore interface {
+	// ForEachRevoked calls fn for every revoked, not yet expired-for-long
+	// certificate of issuer (SubjectKeyId hex), in serial order. Rows are
+	// streamed, not loaded at once.
+	ForEachRevoked(ctx context.Context, issuer string, fn func(RevokedEntry) error) error
+	// NextCRLNumber returns the next cRLNumber of the named CRL, durably
+	// reserved: it is never returned twice, even across crashes.
+	NextCRLNumber(ctx context.Context, name string) (int64, error)
+	// SaveCRL stores the latest CRL of name if number is newer than the
+	// stored one.
+	SaveCRL(ctx context.Context, c *CRL) error
+	// LatestCRL returns zerr.NotFound before the first SaveCRL.
+	LatestCRL(ctx context.Context, name string) (*CRL, error)
+}
+
+// CRL is a stored CRL.
+type CRL struct {
+	Name       string
+	Number     int64
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	DER        []byte
+	Entries    int
+}
+
+var (
+	_ Revoker  = (*SQL)(nil)
+	_ CRLStore = (*SQL)(nil)
+)
+
+// Revoke implements Revoker.
+func (s *SQL) Revoke(ctx context.Context, r RevokeRequest) (*Certificate, error) {
+	if r.At.IsZero() {
+		r.At = s.now()
+	}
+	if r.Actor == "" {
+		return nil, zerr.New(zerr.Internal, "revocation without actor")
+	}
+	var rec *Certificate
+	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		res, err := w.exec(ctx, `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?, revoked_by = ?, updated_at = ? WHERE serial = ? AND status <> 'revoked'`,
+			nanos(r.At), r.Reason, r.Actor, nanos(s.now()), r.Serial)
+		if err != nil {
+			return fmt.Errorf("revoking: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var status string
+			var at, reason sql.NullInt64
+			err := w.queryRow(ctx, `SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?`, r.Serial).Scan(&status, &at, &reason)
+			if errors.Is(err, sql.ErrNoRows) {
+				return notFound("certificate", r.Serial)
+			}
+			if err != nil {
+				return err
+			}
+			return zerr.New(zerr.Conflict, "certificate %s is already revoked (since %s, reason %d)", r.Serial, fromNanos(at.Int64).Format(time.RFC3339), reason.Int64)
+		}
+		details := map[string]any{"reason": r.Reason}
+		if r.Comment != "" {
+			details["comment"] = r.Comment
+		}
+		if err := w.appendAudit(ctx, AuditEvent{At: r.At, Actor: r.Actor, Action: "cert.revoke", Subject: r.Serial, Details: details}); err != nil {
+			return err
+		}
+		rec, err = scanCert(w.queryRow(ctx, `SELECT `+certCols+` FROM certificates c LEFT JOIN enterprises e ON e.id = c.enterprise_id WHERE c.serial = ?`, r.Serial))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// ForEachRevoked implements CRLStore.
+func (s *SQL) ForEachRevoked(ctx context.Context, issuer string, fn func(RevokedEntry) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' AND issuer = ? ORDER BY serial`, issuer)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e RevokedEntry
+		var at int64
+		if err := rows.Scan(&e.Serial, &at, &e.Reason); err != nil {
+			return err
+		}
+		e.RevokedAt = fromNanos(at)
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// NextCRLNumber implements CRLStore.
+func (s *SQL) NextCRLNumber(ctx context.Context, name string) (int64, error) {
+	var n int64
+	now := nanos(s.now())
+	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		return w.queryRow(ctx, `INSERT INTO crls(name, number, this_update, next_update, der, entries, updated_at) VALUES (?, 1, 0, 0, x'', 0, ?)
+			ON CONFLICT(name) DO UPDATE SET number = number + 1, updated_at = excluded.updated_at RETURNING number`, name, now).Scan(&n)
+	})
+	return n, err
+}
+
+// SaveCRL implements CRLStore.
+func (s *SQL) SaveCRL(ctx context.Context, c *CRL) error {
+	return s.write(ctx, func(ctx context.Context, w *wtx) error {
+		_, err := w.exec(ctx, `UPDATE crls SET this_update = ?, next_update = ?, der = ?, entries = ?, updated_at = ? WHERE name = ? AND number = ?`,
+			nanos(c.ThisUpdate), nanos(c.NextUpdate), c.DER, c.Entries, nanos(s.now()), c.Name, c.Number)
+		return err
+	})
+}
+
+// LatestCRL implements CRLStore.
+func (s *SQL) LatestCRL(ctx context.Context, name string) (*CRL, error) {
+	c := &CRL{Name: name}
+	var tu, nu int64
+	err := s.r.QueryRowContext(ctx, `SELECT number, this_update, next_update, der, entries FROM crls WHERE name = ? AND length(der) > 0`, name).
+		Scan(&c.Number, &tu, &nu, &c.DER, &c.Entries)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("CRL", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.ThisUpdate, c.NextUpdate = fromNanos(tu), fromNanos(nu)
+	return c, nil
+}
+
+// CertStatus is what the OCSP responder needs of a certificate.
+type CertStatus struct {
+	Serial    string
+	Issuer    string
+	Status    string
+	NotAfter  time.Time
+	RevokedAt time.Time
+	Reason    int
+}
+
+// ForEachStatus streams the status of every certificate (all issuers)
+// changed after since (zero: all), for loading and refreshing the OCSP
+// responder. It returns the largest change time seen, to pass as since next
+// time.
+func (s *SQL) ForEachStatus(ctx context.Context, since time.Time, fn func(CertStatus) error) (time.Time, error) {
+	var after int64
+	if !since.IsZero() {
+		after = nanos(since)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT serial, issuer, status, not_after, COALESCE(revoked_at, 0), COALESCE(revocation_reason, 0), updated_at FROM certificates WHERE updated_at > ?`, after)
+	if err != nil {
+		return since, err
+	}
+	defer rows.Close()
+	maxSeen := after
+	for rows.Next() {
+		var c CertStatus
+		var na, ra, up int64
+		if err := rows.Scan(&c.Serial, &c.Issuer, &c.Status, &na, &ra, &c.Reason, &up); err != nil {
+			return since, err
+		}
+		c.NotAfter = fromNanos(na)
+		if ra != 0 {
+			c.RevokedAt = fromNanos(ra)
+		}
+		maxSeen = max(maxSeen, up)
+		if err := fn(c); err != nil {
+			return since, err
+		}
+	}
+	if maxSeen == 0 {
+		return since, rows.Err()
+	}
+	return fromNanos(maxSeen), rows.Err()
+}
