@@ -131,15 +131,42 @@ func writeManifest(dir string, m *manifest) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, manifestFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+	return writeFileDurable(dir, manifestFile, append(b, '\n'), 0o600)
+}
+
+// writeFileDurable writes dir/name through a temporary file that is synced
+// before the rename, then syncs the directory: after a crash or power cut
+// the file is either the old one or the complete new one.
+func writeFileDurable(dir, name string, b []byte, mode os.FileMode) error {
+	tmp := filepath.Join(dir, name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
 		return err
 	}
-	if f, err := os.Open(tmp); err == nil {
-		f.Sync()
+	if _, err := f.Write(b); err != nil {
 		f.Close()
+		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, manifestFile))
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Authority is an opened CA hierarchy. Safe for concurrent use.
@@ -313,11 +340,7 @@ func pemCert(c *x509.Certificate) []byte {
 }
 
 func writeCert(dir, name string, c *x509.Certificate) error {
-	tmp := filepath.Join(dir, name+".tmp")
-	if err := os.WriteFile(tmp, pemCert(c), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, name))
+	return writeFileDurable(dir, name, pemCert(c), 0o644)
 }
 
 // Fingerprint returns the SHA-256 fingerprint of a certificate as hex.

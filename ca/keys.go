@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -74,8 +75,11 @@ func (k *softKeys) Persist(name string, resp *kmsapi.CreateKeyResponse) (string,
 		return "", errors.New("softkms returned no private key")
 	}
 	file := name + ".key"
-	if _, err := pemutil.Serialize(resp.PrivateKey, pemutil.WithPKCS8(true), pemutil.WithPassword(k.pass),
-		pemutil.ToFile(filepath.Join(k.dir, file), 0o600)); err != nil {
+	block, err := pemutil.Serialize(resp.PrivateKey, pemutil.WithPKCS8(true), pemutil.WithPassword(k.pass))
+	if err != nil {
+		return "", fmt.Errorf("encrypting key %s: %w", file, err)
+	}
+	if err := writeFileDurable(k.dir, file, pem.EncodeToMemory(block), 0o600); err != nil {
 		return "", fmt.Errorf("writing encrypted key %s: %w", file, err)
 	}
 	return file, nil

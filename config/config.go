@@ -42,7 +42,13 @@ type Config struct {
 	Admin     Admin  `yaml:"admin"`
 	CRL       CRL    `yaml:"crl"`
 	OCSP      OCSP   `yaml:"ocsp"`
+
+	publicURLDefaulted bool
 }
+
+// PublicURLDefaulted reports whether public_url was derived by Resolve
+// rather than configured.
+func (c *Config) PublicURLDefaulted() bool { return c.publicURLDefaulted }
 
 // CRL configures CRL publication.
 type CRL struct {
@@ -228,6 +234,7 @@ func (c *Config) Resolve() {
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + hostPort(c.Listen.HTTP, "localhost")
+		c.publicURLDefaulted = true
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 }

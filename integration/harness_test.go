@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -160,17 +161,24 @@ func (in *instance) start() {
 	in.t.Fatalf("zbca serve not ready after 30s\nstderr: %s", in.stderr)
 }
 
-// stop sends SIGTERM and waits for a clean exit.
+// stop sends SIGTERM and waits; a server that does not exit cleanly (status
+// 0, "stopped" logged) within 20 s fails the test.
 func (in *instance) stop() {
 	if in.cmd == nil || in.cmd.Process == nil {
 		return
 	}
-	_ = in.cmd.Process.Signal(os.Interrupt)
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-in.waitErr:
+	case err := <-in.waitErr:
+		if err != nil {
+			in.t.Errorf("zbca serve exited with %v after SIGTERM\nstderr: %s", err, in.stderr)
+		} else if !strings.Contains(in.stderr.String(), "msg=stopped") {
+			in.t.Errorf("zbca serve did not log its graceful stop\nstderr: %s", in.stderr)
+		}
 	case <-time.After(20 * time.Second):
 		in.cmd.Process.Kill()
 		<-in.waitErr
+		in.t.Errorf("zbca serve did not stop within 20 s of SIGTERM")
 	}
 	in.cmd = nil
 }

@@ -138,12 +138,24 @@ func TestQuickstart(t *testing.T) {
 	}
 	in.mustRun("", "audit", "verify")
 
-	// init on an existing data directory refuses and destroys nothing.
+	// init on an existing data directory refuses and destroys nothing,
+	// while the server runs and after it stopped; a second server on the
+	// same data directory is refused too.
 	before := snapshotFiles(t, filepath.Join(in.dir, "ca"))
 	_, errOut, err := in.run("", "init")
+	if err == nil || !strings.Contains(errOut, "another zbca server") {
+		t.Fatalf("init while serving: %v %s", err, errOut)
+	}
+	_, errOut, err = in.run("", "serve", "--http", freePort(t), "--https", freePort(t), "--admin", freePort(t))
+	if err == nil || !strings.Contains(errOut, "another zbca server") {
+		t.Fatalf("second server: %v %s", err, errOut)
+	}
+	in.stop()
+	_, errOut, err = in.run("", "init")
 	if err == nil || !strings.Contains(errOut, "refusing") {
 		t.Fatalf("second init: %v %s", err, errOut)
 	}
+	in.start()
 	if after := snapshotFiles(t, filepath.Join(in.dir, "ca")); after != before {
 		t.Fatal("second init changed the CA directory")
 	}
@@ -319,6 +331,17 @@ func TestBadInputChangesNothing(t *testing.T) {
 				t.Errorf("database changed:\n%s\n%s", before, after)
 			}
 		})
+	}
+	// A mistyped data directory is an error, not a new empty CA.
+	typo := filepath.Join(t.TempDir(), "typo")
+	for _, args := range [][]string{{"audit", "verify"}, {"cert", "list"}, {"enterprise", "list"}} {
+		_, errOut, err := in.run("", append([]string{"--data", typo}, args...)...)
+		if err == nil || !strings.Contains(errOut, "no zbca data directory") {
+			t.Errorf("%v on a missing data directory: %v %s", args, err, errOut)
+		}
+	}
+	if _, err := os.Stat(typo); !os.IsNotExist(err) {
+		t.Errorf("a command created the mistyped data directory")
 	}
 	// The line of an unknown key is named.
 	_, errOut, _ := in.run("", "--config", p("unknown.yaml"), "enterprise", "list")

@@ -91,7 +91,14 @@ var ErrAuditBroken = errors.New("audit chain broken")
 
 // VerifyAudit recomputes the whole chain.
 func (s *SQL) VerifyAudit(ctx context.Context) (int64, string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY seq`)
+	// One read transaction: the rows and the head record are one snapshot,
+	// so writes committed meanwhile cannot look like tampering.
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, "", err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY seq`)
 	if err != nil {
 		return 0, "", fmt.Errorf("reading audit log: %w", err)
 	}
@@ -120,7 +127,7 @@ func (s *SQL) VerifyAudit(ctx context.Context) (int64, string, error) {
 		return n, "", err
 	}
 	var head string
-	err = s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'audit_head'`).Scan(&head)
+	err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'audit_head'`).Scan(&head)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if n != 0 {

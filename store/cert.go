@@ -78,8 +78,12 @@ func (s *SQL) RecoverJournal(ctx context.Context, node string, live []string) (i
 	var n int64
 	now := s.now()
 	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		q := `UPDATE issuance_journal SET state = 'failed', error = 'process ended before the certificate was stored', updated_at = ? WHERE state = 'pending' AND node = ?`
-		args := []any{nanos(now), node}
+		q := `UPDATE issuance_journal SET state = 'failed', error = 'process ended before the certificate was stored', updated_at = ? WHERE state = 'pending'`
+		args := []any{nanos(now)}
+		if node != "" {
+			q += ` AND node = ?`
+			args = append(args, node)
+		}
 		if len(live) > 0 {
 			q += ` AND boot NOT IN (?` + strings.Repeat(",?", len(live)-1) + `)`
 			for _, b := range live {
@@ -94,7 +98,7 @@ func (s *SQL) RecoverJournal(ctx context.Context, node string, live []string) (i
 		if n == 0 {
 			return nil
 		}
-		return w.appendAudit(ctx, AuditEvent{Actor: "system:" + node, Action: "journal.recover", Subject: node,
+		return w.appendAudit(ctx, AuditEvent{Actor: "system", Action: "journal.recover", Subject: node,
 			Details: map[string]any{"failed": n}})
 	})
 	return int(n), err

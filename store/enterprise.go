@@ -91,7 +91,7 @@ func (s *SQL) AddEnterprise(ctx context.Context, e *Enterprise, ev AuditEvent) e
 // ImportEnterprises implements EnterpriseWriter. It bypasses the group
 // commit queue's per-op savepoints: the batch is one statement per row in
 // one transaction, which is what makes a million-row import fast.
-func (s *SQL) ImportEnterprises(ctx context.Context, rows []Enterprise) ([]bool, error) {
+func (s *SQL) ImportEnterprises(ctx context.Context, rows []Enterprise, ev AuditEvent) ([]bool, error) {
 	inserted := make([]bool, len(rows))
 	now := nanos(s.now())
 	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
@@ -107,7 +107,17 @@ func (s *SQL) ImportEnterprises(ctx context.Context, rows []Enterprise) ([]bool,
 			n, _ := res.RowsAffected()
 			inserted[i] = n == 1
 		}
-		return nil
+		added := 0
+		for _, ok := range inserted {
+			if ok {
+				added++
+			}
+		}
+		if ev.Details == nil {
+			ev.Details = map[string]any{}
+		}
+		ev.Details["added"] = added
+		return w.appendAudit(ctx, ev)
 	})
 	if err != nil {
 		clear(inserted)

@@ -34,22 +34,31 @@ type Options struct {
 	Logger   *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// MustExist refuses to create a new database (commands other than
+	// init and serve: a mistyped data directory must not look empty).
+	MustExist bool
 }
+
+// ErrNoDatabase is returned by Open with MustExist when there is no
+// database at the path.
+var ErrNoDatabase = errors.New("no database")
 
 // SQL is the SQL implementation of the store interfaces.
 type SQL struct {
-	w      *sql.DB // one connection: the single writer
-	r      *sql.DB // readers
-	log    *slog.Logger
-	now    func() time.Time
-	path   string
-	ops    chan *op
-	stop   chan struct{}
-	done   chan struct{}
-	closed sync.Once
-	max    int
-	ck     *sql.DB // checkpoints
-	ckDone chan struct{}
+	w        *sql.DB // one connection: the single writer
+	r        *sql.DB // readers
+	log      *slog.Logger
+	now      func() time.Time
+	path     string
+	ops      chan *op
+	stop     chan struct{}
+	done     chan struct{}
+	closed   sync.Once
+	max      int
+	ck       *sql.DB // checkpoints
+	sendMu   sync.RWMutex
+	isClosed bool
+	ckDone   chan struct{}
 }
 
 var (
@@ -80,6 +89,11 @@ func Open(ctx context.Context, o Options) (*SQL, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MustExist {
+		if _, err := os.Stat(o.Path); err != nil {
+			return nil, fmt.Errorf("store: %w at %s", ErrNoDatabase, o.Path)
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(o.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -137,6 +151,9 @@ func Open(ctx context.Context, o Options) (*SQL, error) {
 func (s *SQL) Close() error {
 	var err error
 	s.closed.Do(func() {
+		s.sendMu.Lock()
+		s.isClosed = true
+		s.sendMu.Unlock()
 		close(s.stop)
 		<-s.done
 		<-s.ckDone
@@ -277,12 +294,19 @@ func (w *wtx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 // write queues fn and waits until it is committed (or failed).
 func (s *SQL) write(ctx context.Context, fn func(ctx context.Context, w *wtx) error) error {
 	o := &op{fn: fn, ctx: ctx, done: make(chan error, 1)}
+	// The read lock orders sends before Close's drain: an op is either
+	// refused or committed, never left waiting for a writer that is gone.
+	s.sendMu.RLock()
+	if s.isClosed {
+		s.sendMu.RUnlock()
+		return errors.New("store: closed")
+	}
 	select {
 	case s.ops <- o:
+		s.sendMu.RUnlock()
 	case <-ctx.Done():
+		s.sendMu.RUnlock()
 		return ctx.Err()
-	case <-s.stop:
-		return errors.New("store: closed")
 	}
 	// Once queued, the op is committed or failed by the writer; waiting for
 	// it even after ctx ends keeps the caller's view and the disk in step.

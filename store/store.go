@@ -126,8 +126,9 @@ type EnterpriseWriter interface {
 	// AddEnterprise returns zerr.Conflict if the username exists.
 	AddEnterprise(ctx context.Context, e *Enterprise, ev AuditEvent) error
 	// ImportEnterprises inserts the rows whose username does not exist yet,
-	// in one transaction, and reports for each row whether it was inserted.
-	ImportEnterprises(ctx context.Context, rows []Enterprise) ([]bool, error)
+	// with ev, in one transaction, and reports for each row whether it was
+	// inserted.
+	ImportEnterprises(ctx context.Context, rows []Enterprise, ev AuditEvent) ([]bool, error)
 	SetEnterpriseStatus(ctx context.Context, username, status string, ev AuditEvent) error
 	SetPasswordHash(ctx context.Context, username, hash string, ev AuditEvent) error
 }
@@ -153,9 +154,10 @@ type CertWriter interface {
 
 // Journal reads and repairs the issuance journal.
 type Journal interface {
-	// RecoverJournal marks as failed the pending entries of node whose boot
-	// is not in live: their process died before storing the certificate,
-	// so nobody received it. It returns how many.
+	// RecoverJournal marks as failed the pending entries of node (every
+	// node when empty: one host, as with SQLite) whose boot is not in live:
+	// their process died before storing the certificate, so nobody
+	// received it. It returns how many.
 	RecoverJournal(ctx context.Context, node string, live []string) (int, error)
 	GetJournal(ctx context.Context, serial string) (*JournalEntry, error)
 }

@@ -79,8 +79,11 @@ an empty data directory and put the passphrase file back in secrets/.`,
 					}
 				}
 			}
-			if err == nil && a.configPath != "" {
-				err = add(a.configPath, "config.yaml")
+			if err == nil && a.configUsed != "" {
+				err = add(a.configUsed, "config.yaml")
+			}
+			if err == nil && a.cfg.CA.Client.Template != "" {
+				err = add(a.cfg.CA.Client.Template, "client-template.tpl")
 			}
 			if err == nil {
 				err = tw.Close()

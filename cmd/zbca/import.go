@@ -80,8 +80,9 @@ type importResult struct {
 }
 
 type importBatch struct {
-	rows  []store.Enterprise
-	plain []string // plain passwords still to hash, index-aligned with rows ("" when pre-hashed)
+	firstLine, lastLine int
+	rows                []store.Enterprise
+	plain               []string // plain passwords still to hash, index-aligned with rows ("" when pre-hashed)
 }
 
 // importCSV streams the file in batches: the reader validates rows while
@@ -106,7 +107,16 @@ func (a *app) importCSV(ctx context.Context, st *store.SQL, in io.Reader, name s
 				continue
 			}
 			hashPlain(b)
-			ins, err := st.ImportEnterprises(ctx, b.rows)
+			// Each batch is audited in its own transaction: a killed
+			// import leaves no account without its audit record.
+			names := sha256.New()
+			for _, r := range b.rows {
+				names.Write([]byte(r.Username))
+				names.Write([]byte{0})
+			}
+			ins, err := st.ImportEnterprises(ctx, b.rows, store.AuditEvent{Actor: "operator", Action: "enterprise.import.batch", Subject: name,
+				Details: map[string]any{"rows": len(b.rows), "first_line": b.firstLine, "last_line": b.lastLine,
+					"first": b.rows[0].Username, "last": b.rows[len(b.rows)-1].Username, "usernames_sha256": hex.EncodeToString(names.Sum(nil))}})
 			if err != nil {
 				werr = err
 				continue
@@ -180,6 +190,10 @@ func (a *app) importCSV(ctx context.Context, st *store.SQL, in io.Reader, name s
 		mu.Lock()
 		res.read++
 		mu.Unlock()
+		if len(cur.rows) == 0 {
+			cur.firstLine = row.Line
+		}
+		cur.lastLine = row.Line
 		cur.rows = append(cur.rows, store.Enterprise{Username: row.Username, Name: row.Name, Code: row.Code, PasswordHash: row.PasswordHash})
 		cur.plain = append(cur.plain, row.Password)
 		if len(cur.rows) == batchSize {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
@@ -33,6 +34,11 @@ changes nothing. 'zbca serve' runs init by itself on an empty data directory.`,
 				return err
 			}
 			ctx := cmd.Context()
+			lock, err := runlock.Exclusive(filepath.Join(a.runDir(), "serve.lock"))
+			if err != nil {
+				return err
+			}
+			defer lock.Close()
 			caDir := filepath.Join(a.cfg.DataDir, "ca")
 			if ca.Initialized(caDir) {
 				return fmt.Errorf("%s already holds a CA: refusing to overwrite it (nothing was changed)", a.cfg.DataDir)
@@ -51,7 +57,7 @@ changes nothing. 'zbca serve' runs init by itself on an empty data directory.`,
 
 // initialise creates the CA and the admin token in an empty data directory.
 func (a *app) initialise(ctx context.Context) (*store.SQL, *ca.Authority, error) {
-	st, err := a.openStore(ctx)
+	st, err := a.createStore(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -107,19 +113,26 @@ func (a *app) printSummary(w io.Writer, auth *ca.Authority, bound string) {
   root CA           %s
   root SHA-256      %s
   issuing CA        %s (valid until %s)
-  root certificate  %s/pki/root.crt  (PEM: /pki/root.pem, chain: /pki/chain.pem)
-  public HTTP       %s
+  certificate URLs  %s%s  (CRL, OCSP and caIssuers in every certificate)
+  public HTTP       %s  (/pki/root.crt, /pki/chain.pem, /crl/, /ocsp)
   HTTPS portal      https://%s/
   admin             http://%s/metrics  /healthz  /readyz  /admin/v1/
   admin token file  %s
   key passphrase    %s
 `, version, a.cfg.DataDir, root.Subject.CommonName, ca.ColonHex(ca.Fingerprint(root)),
 		auth.Issuing().Subject.CommonName, auth.Issuing().NotAfter.Format("2006-01-02"),
-		a.cfg.PublicURL, listenURL("http", httpAddr, host), hostPort(httpsAddr, host), hostPort(adminAddr, "127.0.0.1"),
+		a.cfg.PublicURL, defaultedNote(a), listenURL("http", httpAddr, host), hostPort(httpsAddr, host), hostPort(adminAddr, "127.0.0.1"),
 		a.cfg.Admin.TokenFile, passphraseNote(a))
 	if w := auth.ExpiryWarning(); w != "" {
 		fmt.Fprintf(a.stdout, "  WARNING           %s\n", w)
 	}
+}
+
+func defaultedNote(a *app) string {
+	if a.cfg.PublicURLDefaulted() {
+		return " (default: set public_url)"
+	}
+	return ""
 }
 
 func passphraseNote(a *app) string {

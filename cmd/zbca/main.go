@@ -50,6 +50,7 @@ func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) 
 // app carries the global flags and what is built from them.
 type app struct {
 	configPath string
+	configUsed string // the file actually read (--config or ZBCA_CONFIG)
 	dataDir    string
 	cfg        config.Config
 	log        *slog.Logger
@@ -92,6 +93,7 @@ func (a *app) load(logLevel slog.Level, overrides ...func(*config.Config)) error
 	if err != nil {
 		return err
 	}
+	a.configUsed = path
 	switch {
 	case a.dataDir != "":
 		cfg.DataDir = a.dataDir
@@ -135,7 +137,17 @@ func (a *app) loadStore(ctx context.Context) (*store.SQL, error) {
 	return a.openStore(ctx)
 }
 
+// openStore opens the existing database; only init and serve create one
+// (createStore), so that a mistyped --data is an error, not an empty CA.
 func (a *app) openStore(ctx context.Context) (*store.SQL, error) {
+	st, err := store.Open(ctx, store.Options{Driver: a.cfg.Store.Driver, Path: a.cfg.Store.Path, MaxBatch: a.cfg.Store.MaxBatch, Logger: a.log, MustExist: true})
+	if errors.Is(err, store.ErrNoDatabase) {
+		return nil, fmt.Errorf("no zbca data directory at %s (check --data or ZBCA_DATA, or run 'zbca init')", a.cfg.DataDir)
+	}
+	return st, err
+}
+
+func (a *app) createStore(ctx context.Context) (*store.SQL, error) {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}

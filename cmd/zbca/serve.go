@@ -59,6 +59,16 @@ func (a *app) serve(parent context.Context) error {
 	start := time.Now()
 	metrics := server.NewMetrics()
 
+	// One server per data directory: two would both renew the service
+	// certificates, and two first starts would both create a root.
+	lock, err := runlock.Exclusive(filepath.Join(a.runDir(), "serve.lock"))
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if a.cfg.PublicURLDefaulted() {
+		a.log.Warn("public_url is not set: certificates carry "+a.cfg.PublicURL+" as their CRL, OCSP and caIssuers URLs for 3 years; set public_url to the address relying parties use", "public_url", a.cfg.PublicURL)
+	}
 	caDir := filepath.Join(a.cfg.DataDir, "ca")
 	first := !ca.Initialized(caDir)
 	if first {
@@ -70,7 +80,7 @@ func (a *app) serve(parent context.Context) error {
 		auth.Close()
 		st.Close()
 	}
-	st, err := a.openStore(ctx)
+	st, err := a.createStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -92,7 +102,9 @@ func (a *app) serve(parent context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading boot locks: %w", err)
 	}
-	if n, err := st.RecoverJournal(ctx, a.cfg.NodeName, live); err != nil {
+	// SQLite is one host: the boot locks in the data directory speak for
+	// every process, whatever host name it had (a container's changes).
+	if n, err := st.RecoverJournal(ctx, "", live); err != nil {
 		return fmt.Errorf("recovering the issuance journal: %w", err)
 	} else if n > 0 {
 		a.log.Warn("marked unfinished issuances of an earlier run as failed", "count", n)
@@ -152,6 +164,10 @@ func (a *app) serve(parent context.Context) error {
 		a.log.Info("shutting down")
 	case err := <-srv.Errors():
 		a.log.Error("listener failed", "err", err)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return err
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()

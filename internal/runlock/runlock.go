@@ -86,3 +86,25 @@ func Live(dir string) ([]string, error) {
 	}
 	return live, nil
 }
+
+// Exclusive takes the non-blocking exclusive lock of path for this
+// process's lifetime: one server per data directory. The error names the
+// holder's pid.
+func Exclusive(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("another zbca server (pid %s) is using this data directory", strings.TrimSpace(string(b)))
+	}
+	if err := f.Truncate(0); err == nil {
+		fmt.Fprintf(f, "%d\n", os.Getpid())
+	}
+	return f, nil
+}

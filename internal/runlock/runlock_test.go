@@ -83,3 +83,20 @@ func TestKilledHolder(t *testing.T) {
 		t.Fatalf("killed holder still live: %v", live)
 	}
 }
+
+func TestExclusive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "serve.lock")
+	f, err := Exclusive(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Exclusive(path); err == nil {
+		t.Fatal("second exclusive lock granted")
+	}
+	f.Close()
+	g, err := Exclusive(path)
+	if err != nil {
+		t.Fatalf("lock not released: %v", err)
+	}
+	g.Close()
+}

@@ -20,6 +20,9 @@ func New(log *slog.Logger, name string) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = ErrorHandler(log)
+	// The peer's address, not X-Forwarded-For, which anyone can send;
+	// rate limits and logs must not be spoofable.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(RequestLog(log, name))
 	return e
 }

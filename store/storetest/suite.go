@@ -44,6 +44,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Recover", func(t *testing.T) { testRecover(t, h) })
 	t.Run("ConcurrentGroupCommit", func(t *testing.T) { testConcurrent(t, h) })
 	t.Run("AuditTamper", func(t *testing.T) { testAuditTamper(t, h) })
+	t.Run("AuditVerifyWhileWriting", func(t *testing.T) { testAuditVerifyWhileWriting(t, h) })
 	t.Run("Revoke", func(t *testing.T) { testRevoke(t, h) })
 	t.Run("ConcurrentRevoke", func(t *testing.T) { testConcurrentRevoke(t, h) })
 	t.Run("CRLNumbers", func(t *testing.T) { testCRLNumbers(t, h) })
@@ -130,7 +131,7 @@ func testImport(t *testing.T, h Harness) {
 	for i := range 1000 {
 		rows = append(rows, store.Enterprise{Username: fmt.Sprintf("u%04d", i), Name: "n", PasswordHash: "h"})
 	}
-	ins, err := s.ImportEnterprises(ctx, rows)
+	ins, err := s.ImportEnterprises(ctx, rows, ev("enterprise.import", "batch-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func testImport(t *testing.T, h Harness) {
 	}
 	// Re-running inserts nothing and keeps the existing rows.
 	rows[0].Name = "changed"
-	ins, err = s.ImportEnterprises(ctx, append(rows[:10:10], store.Enterprise{Username: "new", Name: "n", PasswordHash: "h"}))
+	ins, err = s.ImportEnterprises(ctx, append(rows[:10:10], store.Enterprise{Username: "new", Name: "n", PasswordHash: "h"}), ev("enterprise.import", "batch-2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +160,9 @@ func testImport(t *testing.T, h Harness) {
 	all, _ := s.ListEnterprises(ctx, "", 5000)
 	if len(all) != 1001 {
 		t.Errorf("%d enterprises, want 1001", len(all))
+	}
+	if n := auditCount(t, s); n != 2 {
+		t.Errorf("%d audit events for two import batches, want 2", n)
 	}
 }
 
@@ -259,6 +263,13 @@ func testRecover(t *testing.T, h Harness) {
 		if j, _ := s.GetJournal(ctx, serial); j.State != want {
 			t.Errorf("serial %s: state %q, want %q", serial, j.State, want)
 		}
+	}
+	// One host (SQLite): every node name, as after a host name change.
+	if n, err := s.RecoverJournal(ctx, "", []string{"current"}); err != nil || n != 1 {
+		t.Fatalf("RecoverJournal(all nodes) = %d, %v; want 1 (the other node's)", n, err)
+	}
+	if j, _ := s.GetJournal(ctx, "c"); j.State != store.JournalPending {
+		t.Error("a live boot's entry was failed")
 	}
 }
 
@@ -484,4 +495,38 @@ func testCRLNumbers(t *testing.T, h Harness) {
 	if c, _ := s.LatestCRL(ctx, "issuing-1"); c.DER[0] != 5 {
 		t.Error("older CRL replaced the newer")
 	}
+}
+
+// testAuditVerifyWhileWriting: verifying while others append never reports
+// tampering.
+func testAuditVerifyWhileWriting(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.Open(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := s.AppendAudit(ctx, ev("test.event", "x")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for range 50 {
+		if _, _, err := s.VerifyAudit(ctx); err != nil {
+			t.Errorf("verify during writes: %v", err)
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
 }
