@@ -102,7 +102,7 @@ var (
 // escapes (%2B, %2F, %3D) are undone, a "+" that arrived as a space is
 // restored, leading slashes ("//") and missing padding are tolerated.
 func decodeGETPath(escaped string) ([]byte, bool) {
-	p, ok := strings.CutPrefix(escaped, "/ocsp")
+	p, ok := strings.CutPrefix(strings.TrimLeft(escaped, "/"), "ocsp")
 	if !ok {
 		return nil, false
 	}

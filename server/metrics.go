@@ -1,10 +1,13 @@
 package server
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/zbca/zbca/revocation"
 )
 
 // Metrics are the Prometheus collectors of one server.
@@ -30,6 +33,28 @@ func NewMetrics() *Metrics {
 	m.issued.WithLabelValues("client", "ok") // show the series from the start
 	r.MustRegister(m.issued, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// WatchOCSP exports the responder's counters and the age of its oldest
+// response.
+func (m *Metrics) WatchOCSP(r *revocation.Responder) {
+	for name, c := range map[string]*atomic.Int64{
+		"good": &r.Stats.Good, "revoked": &r.Stats.Revoked, "not_issued": &r.Stats.NotIssued, "unauthorized": &r.Stats.Unauthorized,
+		"malformed": &r.Stats.Malformed, "try_later": &r.Stats.TryLater,
+	} {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "zbca_ocsp_responses_total", Help: "OCSP answers by status.", ConstLabels: prometheus.Labels{"status": name},
+		}, func() float64 { return float64(c.Load()) }))
+	}
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "zbca_ocsp_live_signatures_total", Help: "OCSP responses signed on request (nonce, SHA-256 CertID, not yet pre-signed).",
+	}, func() float64 { return float64(r.Stats.Live.Load()) }))
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "zbca_ocsp_oldest_response_age_seconds", Help: "Age of the oldest pre-signed OCSP response.",
+	}, func() float64 { d, _ := r.OldestResponse(); return d.Seconds() }))
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "zbca_ocsp_certificates", Help: "Certificates the OCSP responder knows.",
+	}, func() float64 { return float64(r.Count()) }))
 }
 
 // ObserveIssuance is ca.Options.Observe.

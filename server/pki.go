@@ -74,9 +74,4 @@ func (s *Server) registerPKI(e *echo.Echo) {
 	e.GET("/pki/:name", handler)
 	e.HEAD("/pki/:name", handler)
 	revocation.RegisterCRL(e, s.opts.CRLs, time.Now)
-	if s.opts.OCSP != nil {
-		// No router path cleaning: base64 contains '/' and '+'.
-		e.Any("/ocsp", echo.WrapHandler(s.opts.OCSP))
-		e.Any("/ocsp/*", echo.WrapHandler(s.opts.OCSP))
-	}
 }

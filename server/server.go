@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,8 +94,22 @@ func (s *Server) Start() error {
 		h          http.Handler
 		tls        *tls.Config
 	}
+	var public http.Handler = s.public
+	if s.opts.OCSP != nil {
+		// OCSP is the hot path: straight to the responder, without the
+		// router (whose path cleaning would also mangle base64 '/' runs)
+		// and without per-request logging.
+		ocsp, rest := s.opts.OCSP, s.public
+		public = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p := r.URL.Path; p == "/ocsp" || strings.HasPrefix(p, "/ocsp/") || strings.HasPrefix(p, "//ocsp") {
+				ocsp.ServeHTTP(w, r)
+				return
+			}
+			rest.ServeHTTP(w, r)
+		})
+	}
 	specs := []spec{
-		{"http", s.opts.HTTPAddr, s.public, nil},
+		{"http", s.opts.HTTPAddr, public, nil},
 		{"https", s.opts.HTTPSAddr, s.portal, &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			// Asked per handshake, so a renewed certificate is used at once.

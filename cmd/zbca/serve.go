@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/server"
+	"github.com/zbca/zbca/store"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -90,6 +92,14 @@ func (a *app) serve(parent context.Context) error {
 		return err
 	}
 	opts.Observe = metrics.ObserveIssuance
+	// The responder is built after the CA; issuances reach it through this
+	// hook from then on.
+	var responder atomic.Pointer[revocation.Responder]
+	opts.OnIssued = func(rec *store.Certificate) {
+		if r := responder.Load(); r != nil {
+			r.OnIssued(rec)
+		}
+	}
 	auth, err := ca.Open(ctx, opts)
 	if err != nil {
 		return err
@@ -124,11 +134,29 @@ func (a *app) serve(parent context.Context) error {
 		return fmt.Errorf("loading CRLs: %w", err)
 	}
 	go pub.Run(ctx)
-	svc := &revocation.Service{Store: st, CRL: pub, Logger: a.log}
+	ro := revocation.ResponderOptions{
+		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(), Source: st,
+		Validity: a.cfg.OCSP.Validity.Duration, LiveWorkers: a.cfg.OCSP.NonceWorkers,
+		OnChange: pub.Trigger, Logger: a.log,
+	}
+	if a.cfg.OCSP.Signer == "delegated" {
+		ro.Delegated = auth.OCSPResponder
+	}
+	resp, err := revocation.NewResponder(ro)
+	if err != nil {
+		return err
+	}
+	if err := resp.Load(ctx); err != nil {
+		return err
+	}
+	responder.Store(resp)
+	go resp.Run(ctx)
+	metrics.WatchOCSP(resp)
+	svc := &revocation.Service{Store: st, OCSP: resp, CRL: pub, Logger: a.log}
 	srv, err := server.New(server.Options{
 		HTTPAddr: a.cfg.Listen.HTTP, HTTPSAddr: a.cfg.Listen.HTTPS, AdminAddr: a.cfg.Listen.Admin,
 		CA: auth, Store: st, AdminToken: token, Registry: metrics.Registry, Logger: a.log,
-		Revocation: svc, CRLs: pub,
+		Revocation: svc, CRLs: pub, OCSP: resp,
 	})
 	if err != nil {
 		return err
