@@ -459,3 +459,48 @@ func TestServiceRenewal(t *testing.T) {
 		t.Error("reopened CA has the old OCSP signer")
 	}
 }
+
+func TestIssueBulk(t *testing.T) {
+	f := newFixture(t, time.Now)
+	f.addEnterprise(t, "acme", store.StatusActive)
+	e, _ := f.store.GetEnterprise(context.Background(), "acme")
+	var items []BulkItem
+	for range 50 {
+		items = append(items, BulkItem{Enterprise: e, PublicKey: p256(t).Public()})
+	}
+	recs, err := f.a.IssueBulk(context.Background(), f.store, items, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(f.a.Root())
+	inter := x509.NewCertPool()
+	inter.AddCert(f.a.Issuing())
+	seen := map[string]bool{}
+	for _, r := range recs {
+		got, err := f.store.GetCertificate(context.Background(), r.Serial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(got.DER)
+		if _, err := c.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Fatal(err)
+		}
+		if c.Subject.CommonName != "acme" || !c.NotAfter.Equal(c.NotBefore.AddDate(3, 0, 0)) || seen[r.Serial] {
+			t.Fatalf("bulk certificate %v", c.Subject)
+		}
+		seen[r.Serial] = true
+	}
+	counts, _ := f.store.JournalCounts(context.Background())
+	if counts[store.JournalIssued] != 52 || counts[store.JournalPending] != 0 {
+		t.Errorf("journal %v", counts)
+	}
+	// A refused item refuses the whole batch, before any serial is drawn.
+	bad := append(items[:1:1], BulkItem{Enterprise: e, PublicKey: nil})
+	if _, err := f.a.IssueBulk(context.Background(), f.store, bad, "test"); !errors.Is(err, zerr.BadCSR) {
+		t.Errorf("bad key in batch: %v", err)
+	}
+	if c2, _ := f.store.JournalCounts(context.Background()); c2[store.JournalIssued] != 52 || c2[store.JournalPending] != 0 || c2[store.JournalFailed] != 0 {
+		t.Errorf("refused batch changed the journal: %v", c2)
+	}
+}
