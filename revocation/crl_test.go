@@ -1,0 +1,122 @@
+package revocation
+
+import (
+	"context"
+	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+func TestPublisher(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	first := f.pub.Get("issuing-1")
+	root := f.pub.Get("root")
+	if first == nil || root == nil {
+		t.Fatal("no CRLs after Load")
+	}
+	rc, err := x509.ParseRevocationList(root.DER)
+	if err != nil || rc.CheckSignatureFrom(f.a.Root()) != nil || len(rc.RevokedCertificateEntries) != 0 {
+		t.Fatalf("root CRL: %v", err)
+	}
+	if d := rc.NextUpdate.Sub(rc.ThisUpdate); d != 365*24*time.Hour {
+		t.Errorf("root CRL validity %s", d)
+	}
+	leaf := f.issue(t)
+	other := f.issue(t)
+	if _, err := f.svc.Revoke(ctx, leaf.SerialNumber.Text(16), Superseded, "test", ByOperator); err != nil {
+		t.Fatal(err)
+	}
+	// The revocation triggered a new CRL; Run publishes it within the delay.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go f.pub.Run(runCtx)
+	deadline := time.Now().Add(5 * time.Second)
+	var cur *Published
+	for time.Now().Before(deadline) {
+		if cur = f.pub.Get("issuing-1"); cur.Number > first.Number {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if cur.Number <= first.Number {
+		t.Fatal("no new CRL after a revocation")
+	}
+	crl, err := x509.ParseRevocationList(cur.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := crl.CheckSignatureFrom(f.a.Issuing()); err != nil {
+		t.Fatal(err)
+	}
+	if crl.Number.Int64() != cur.Number || len(crl.RevokedCertificateEntries) != 1 {
+		t.Fatalf("CRL %d with %d entries", crl.Number, len(crl.RevokedCertificateEntries))
+	}
+	e := crl.RevokedCertificateEntries[0]
+	if e.SerialNumber.Cmp(leaf.SerialNumber) != 0 || e.ReasonCode != int(Superseded) || e.SerialNumber.Cmp(other.SerialNumber) == 0 {
+		t.Errorf("entry %+v", e)
+	}
+	// A restart serves the stored CRL at once, and numbers keep rising.
+	p2, err := NewPublisher(PublisherOptions{Store: f.st, Issuers: f.a.IssuingCAs(), Root: f.a.RootCRLIssuer(), Interval: time.Hour, Validity: 2 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := p2.Get("issuing-1"); got == nil || got.Number != cur.Number {
+		t.Fatalf("after restart: %+v", got)
+	}
+	again, err := p2.Publish(ctx, "issuing-1")
+	if err != nil || again.Number <= cur.Number {
+		t.Fatalf("number after restart: %v %d", err, again.Number)
+	}
+	if _, err := p2.Publish(ctx, "nope"); err == nil {
+		t.Error("unknown CRL published")
+	}
+}
+
+func TestCRLHTTP(t *testing.T) {
+	f := newFixture(t, nil)
+	e := echo.New()
+	RegisterCRL(e, f.pub, time.Now)
+	do := func(path string, hdr map[string]string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", path, nil)
+		for k, v := range hdr {
+			r.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, r)
+		return rec
+	}
+	rec := do("/crl/issuing-1.crl", nil)
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/pkix-crl" {
+		t.Fatalf("%d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	if _, err := x509.ParseRevocationList(rec.Body.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"ETag", "Last-Modified", "Cache-Control", "Expires"} {
+		if rec.Header().Get(h) == "" {
+			t.Errorf("no %s", h)
+		}
+	}
+	if r := do("/crl/issuing-1.crl", map[string]string{"If-None-Match": rec.Header().Get("ETag")}); r.Code != http.StatusNotModified {
+		t.Errorf("If-None-Match: %d", r.Code)
+	}
+	if r := do("/crl/issuing-1.crl", map[string]string{"If-Modified-Since": rec.Header().Get("Last-Modified")}); r.Code != http.StatusNotModified {
+		t.Errorf("If-Modified-Since: %d", r.Code)
+	}
+	if r := do("/crl/root.pem", nil); r.Code != 200 || r.Header().Get("Content-Type") != "application/x-pem-file" {
+		t.Errorf("root.pem: %d", r.Code)
+	}
+	for _, p := range []string{"/crl/nope.crl", "/crl/issuing-1.der", "/crl/..%2Fsecrets", "/crl/issuing-1"} {
+		if r := do(p, nil); r.Code != 404 {
+			t.Errorf("%s: %d", p, r.Code)
+		}
+	}
+}
