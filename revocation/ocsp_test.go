@@ -332,3 +332,18 @@ func FuzzServeOCSP(f *testing.F) {
 		}
 	})
 }
+
+// TestOCSPIssuingKeySigns: with ocsp.signer "issuing" the issuing CA key
+// signs and no responder certificate is included.
+func TestOCSPIssuingKeySigns(t *testing.T) {
+	f := newFixture(t, func(o *ResponderOptions) { o.Delegated = nil })
+	leaf := f.issue(t)
+	rec := post(t, f.resp, ocspRequest(t, leaf, f.a.Issuing(), crypto.SHA1))
+	r, err := ocsp.ParseResponseForCert(rec.Body.Bytes(), leaf, f.a.Issuing())
+	if err != nil || r.Status != ocsp.Good {
+		t.Fatalf("%v %+v", err, r)
+	}
+	if r.Certificate != nil {
+		t.Error("a responder certificate was included")
+	}
+}
