@@ -49,6 +49,11 @@ type ResponderOptions struct {
 	// LiveWait is how long a live request may wait for a worker before it
 	// gets tryLater (default 50ms).
 	LiveWait time.Duration
+	// Lookup, when set, is asked for a serial missing from memory before
+	// it is answered as never issued (store.SQL.CertStatus); it must
+	// honour its context, whose deadline is LookupTimeout (default 100ms).
+	Lookup        func(ctx context.Context, serial string) (*store.CertStatus, error)
+	LookupTimeout time.Duration
 	// OnChange is called when polling finds a revocation made elsewhere
 	// (the CLI, another node): the CRL publisher's Trigger.
 	OnChange func()
@@ -119,6 +124,9 @@ func NewResponder(o ResponderOptions) (*Responder, error) {
 	}
 	if o.LiveWorkers <= 0 {
 		o.LiveWorkers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if o.LookupTimeout <= 0 {
+		o.LookupTimeout = 100 * time.Millisecond
 	}
 	if o.LiveWait <= 0 {
 		o.LiveWait = 50 * time.Millisecond

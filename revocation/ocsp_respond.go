@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"context"
 	"crypto"
 	"crypto/subtle"
 	"errors"
@@ -48,6 +49,35 @@ func (r *Responder) Respond(req *ocspder.Request, dst []byte) Answer {
 
 var errBusy = errors.New("busy")
 
+// notIssuedValidity is the nextUpdate distance of a "never issued" answer.
+const notIssuedValidity = 30 * time.Second
+
+// lookup asks the store for a serial missing from memory; a certificate
+// found is added (and signed by the next refresh or on demand).
+func (r *Responder) lookup(serial []byte, idx int) *entry {
+	if r.o.Lookup == nil || r.issuers[idx].isRoot {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.o.LookupTimeout)
+	defer cancel()
+	c, err := r.o.Lookup(ctx, hexSerial(serial))
+	if err != nil || c == nil {
+		return nil
+	}
+	var buf []byte
+	if !r.apply(*c, &buf) {
+		// Known already (a race with the poller), or of another issuer.
+		if e := r.get(serial); e != nil && int(e.issuer) == idx {
+			return e
+		}
+		return nil
+	}
+	if e := r.get(serial); e != nil && int(e.issuer) == idx {
+		return e
+	}
+	return nil
+}
+
 func (r *Responder) respondLive(req *ocspder.Request, idx int, e *entry, dst []byte) Answer {
 	t := time.NewTimer(r.o.LiveWait)
 	select {
@@ -70,11 +100,23 @@ func (r *Responder) respondLive(req *ocspder.Request, idx int, e *entry, dst []b
 	if req.HasNonce {
 		resp.Nonce = req.Nonce
 	}
+	if e == nil {
+		// Not in memory: perhaps issued a moment ago by another process
+		// (the CLI, another node) and not polled yet. Ask the store, with
+		// a deadline short enough that a slow database never stalls the
+		// handshakes behind this request.
+		e = r.lookup(req.Serial, idx)
+	}
+	notIssued := false
 	switch {
 	case e == nil:
 		// Never issued by this CA: "revoked" with the extended revoke
-		// extension, never "good" (RFC 6960 §2.2).
+		// extension, never "good" (RFC 6960 §2.2). Not cacheable and
+		// short-lived: a certificate issued meanwhile must not be locked
+		// out by a cache for an hour.
 		resp.MarkNotIssued()
+		resp.ThisUpdate, resp.NextUpdate = now, now.Add(notIssuedValidity)
+		notIssued = true
 		r.Stats.NotIssued.Add(1)
 	case e.status == ocspder.Revoked:
 		resp.Status, resp.RevokedAt, resp.Reason = ocspder.Revoked, time.Unix(e.revokedAt, 0), int(e.reason)
@@ -89,7 +131,7 @@ func (r *Responder) respondLive(req *ocspder.Request, idx int, e *entry, dst []b
 		return Answer{DER: ocspder.InternalError}
 	}
 	a := Answer{DER: s.AppendResponse(dst, body)}
-	if !req.HasNonce {
+	if !req.HasNonce && !notIssued {
 		a.Cacheable, a.ThisUpdate, a.NextUpdate = true, this, resp.NextUpdate
 	}
 	return a

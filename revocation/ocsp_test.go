@@ -23,7 +23,9 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/internal/ocspder"
+	"github.com/zbca/zbca/store"
 )
 
 func ocspRequest(t testing.TB, leaf, issuer *x509.Certificate, h crypto.Hash) []byte {
@@ -345,5 +347,41 @@ func TestOCSPIssuingKeySigns(t *testing.T) {
 	}
 	if r.Certificate != nil {
 		t.Error("a responder certificate was included")
+	}
+}
+
+// TestOCSPIssuedElsewhere: a certificate stored by another process (not
+// yet polled) is answered from the store, not as never issued; a serial
+// that is really unknown gets a short-lived, non-cacheable answer.
+func TestOCSPIssuedElsewhere(t *testing.T) {
+	var lookups int
+	var fx *fixture
+	fx = newFixture(t, func(o *ResponderOptions) {
+		o.Lookup = func(ctx context.Context, serial string) (*store.CertStatus, error) {
+			lookups++
+			return fx.st.CertStatus(ctx, serial)
+		}
+	})
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
+	csr, _ := x509.ParseCertificateRequest(der)
+	iss, err := fx.a.Issue(context.Background(), ca.IssueRequest{CSR: csr, Username: "acme", Actor: "elsewhere"}) // no OnIssued: another process
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := post(t, fx.resp, ocspRequest(t, iss.Certificate, fx.a.Issuing(), crypto.SHA1))
+	r, err := ocsp.ParseResponseForCert(rec.Body.Bytes(), iss.Certificate, fx.a.Issuing())
+	if err != nil || r.Status != ocsp.Good || lookups != 1 {
+		t.Fatalf("issued elsewhere: %v %+v (lookups %d)", err, r, lookups)
+	}
+	fake := *iss.Certificate
+	fake.SerialNumber = big.NewInt(0xabcdef)
+	rec = post(t, fx.resp, ocspRequest(t, &fake, fx.a.Issuing(), crypto.SHA1))
+	r, err = ocsp.ParseResponse(rec.Body.Bytes(), fx.a.Issuing())
+	if err != nil || r.Status != ocsp.Revoked || r.NextUpdate.Sub(r.ThisUpdate) > time.Minute {
+		t.Fatalf("never issued: %v %+v", err, r)
+	}
+	if cc := rec.Header().Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+		t.Errorf("never-issued answer is cacheable: %q", cc)
 	}
 }

@@ -213,3 +213,23 @@ func (s *SQL) ForEachStatus(ctx context.Context, since time.Time, fn func(CertSt
 	}
 	return fromNanos(maxSeen), rows.Err()
 }
+
+// CertStatus returns one certificate's status; (nil, nil) when the serial
+// is unknown.
+func (s *SQL) CertStatus(ctx context.Context, serial string) (*CertStatus, error) {
+	var c CertStatus
+	var na, ra int64
+	err := s.r.QueryRowContext(ctx, `SELECT serial, issuer, status, not_after, COALESCE(revoked_at, 0), COALESCE(revocation_reason, 0) FROM certificates WHERE serial = ?`, serial).
+		Scan(&c.Serial, &c.Issuer, &c.Status, &na, &ra, &c.Reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.NotAfter = fromNanos(na)
+	if ra != 0 {
+		c.RevokedAt = fromNanos(ra)
+	}
+	return &c, nil
+}

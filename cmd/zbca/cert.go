@@ -1,12 +1,14 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -25,6 +27,7 @@ func (a *app) certCmd() *cobra.Command {
 
 func (a *app) certIssueCmd() *cobra.Command {
 	var username, csrPath, out string
+	var offline bool
 	cmd := &cobra.Command{
 		Use:   "issue --enterprise USERNAME --csr FILE [--out FILE]",
 		Short: "Sign a CSR for an enterprise (operator issuance); writes the PEM chain",
@@ -55,6 +58,15 @@ certificate is stored.`,
 			if err != nil {
 				return userError(err)
 			}
+			if !offline {
+				// Through the running server when it answers: it signs the
+				// first OCSP response at issuance, so relying parties never
+				// see the new certificate as unknown.
+				done, err := a.issueViaServer(username, csr, out)
+				if done || err != nil {
+					return err
+				}
+			}
 			st, auth, err := a.openCA(cmd.Context())
 			if err != nil {
 				return err
@@ -65,13 +77,8 @@ certificate is stored.`,
 			if err != nil {
 				return userError(err)
 			}
-			if out == "" || out == "-" {
-				_, err = a.stdout.Write(iss.PEMChain())
-			} else {
-				err = writeFileAtomic(out, iss.PEMChain(), 0o644)
-			}
-			if err != nil {
-				return fmt.Errorf("the certificate %s is issued and stored, but writing it failed: %w (get it again with 'zbca cert show %s --pem')", iss.Record.Serial, err, iss.Record.Serial)
+			if err := a.writeChain(out, iss.PEMChain(), iss.Record.Serial); err != nil {
+				return err
 			}
 			fmt.Fprintf(a.stderr, "issued certificate %s for %s, valid until %s\n", iss.Record.Serial, username, iss.Certificate.NotAfter.Format(time.RFC3339))
 			return nil
@@ -80,9 +87,50 @@ certificate is stored.`,
 	cmd.Flags().StringVar(&username, "enterprise", "", "enterprise username (required)")
 	cmd.Flags().StringVar(&csrPath, "csr", "", `CSR file, PEM or DER; "-" for standard input (required)`)
 	cmd.Flags().StringVar(&out, "out", "", "write the PEM chain here instead of standard output")
+	cmd.Flags().BoolVar(&offline, "offline", false, "sign in this process even if the server runs")
 	_ = cmd.MarkFlagRequired("enterprise")
 	_ = cmd.MarkFlagRequired("csr")
 	return cmd
+}
+
+// issueViaServer asks the running server's admin API; done is false when no
+// server answers.
+func (a *app) issueViaServer(username string, csr *x509.CertificateRequest, out string) (bool, error) {
+	body, _ := json.Marshal(map[string]string{"enterprise": username,
+		"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr.Raw}))})
+	b, reachable, err := a.adminCall(http.MethodPost, "/admin/v1/certificates", body)
+	if !reachable {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	var r struct {
+		Serial   string    `json:"serial"`
+		NotAfter time.Time `json:"not_after"`
+		ChainPEM string    `json:"chain_pem"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil || r.ChainPEM == "" {
+		return true, fmt.Errorf("unexpected answer from the server: %.200s", b)
+	}
+	if err := a.writeChain(out, []byte(r.ChainPEM), r.Serial); err != nil {
+		return true, err
+	}
+	fmt.Fprintf(a.stderr, "issued certificate %s for %s by the running server, valid until %s\n", r.Serial, username, r.NotAfter.Format(time.RFC3339))
+	return true, nil
+}
+
+func (a *app) writeChain(out string, chain []byte, serial string) error {
+	var err error
+	if out == "" || out == "-" {
+		_, err = a.stdout.Write(chain)
+	} else {
+		err = writeFileAtomic(out, chain, 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("the certificate %s is issued and stored, but writing it failed: %w (get it again with 'zbca cert show %s --pem')", serial, err, serial)
+	}
+	return nil
 }
 
 func readLimited(path string, limit int64) ([]byte, error) {

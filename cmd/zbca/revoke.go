@@ -77,26 +77,47 @@ or without dashes, or their RFC 5280 numbers).`,
 // revokeViaServer asks the running server's admin API. done is false when
 // no server answers on the admin address.
 func (a *app) revokeViaServer(serial string, reason revocation.Reason) (done bool, err error) {
+	body, _ := json.Marshal(map[string]string{"reason": reason.String()})
+	b, reachable, err := a.adminCall(http.MethodPost, "/admin/v1/certificates/"+serial+"/revoke", body)
+	if !reachable {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	var r struct {
+		RevokedAt time.Time `json:"revoked_at"`
+	}
+	_ = json.Unmarshal(b, &r)
+	fmt.Fprintf(a.stdout, "revoked %s (%s) at %s; the server's OCSP responder answers revoked now, its CRL within %s\n",
+		serial, reason, r.RevokedAt.Format(time.RFC3339), a.cfg.CRL.Delay.Duration)
+	return true, nil
+}
+
+// adminCall sends a request to the running server's admin API. reachable
+// is false when no server answers on the admin address (or no admin token
+// exists yet); err is then nil. A non-2xx answer becomes an error with the
+// server's detail.
+func (a *app) adminCall(method, path string, body []byte) (resp []byte, reachable bool, err error) {
 	token, err := a.readAdminToken()
 	if err != nil {
-		return false, nil // no token yet: no server has run
+		return nil, false, nil // no token yet: no server has run
 	}
-	body, _ := json.Marshal(map[string]string{"reason": reason.String()})
-	url := "http://" + hostPort(a.cfg.Listen.Admin, "127.0.0.1") + "/admin/v1/certificates/" + serial + "/revoke"
-	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	url := "http://" + hostPort(a.cfg.Listen.Admin, "127.0.0.1") + path
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+string(token))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	r, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return false, nil
+			return nil, false, nil
 		}
-		return true, fmt.Errorf("asking the server at %s: %w", url, err)
+		return nil, true, fmt.Errorf("asking the server at %s: %w", url, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode != http.StatusOK {
+	defer r.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if r.StatusCode/100 != 2 {
 		var p struct {
 			Detail string `json:"detail"`
 		}
@@ -104,14 +125,7 @@ func (a *app) revokeViaServer(serial string, reason revocation.Reason) (done boo
 		if p.Detail == "" {
 			p.Detail = strings.TrimSpace(string(b))
 		}
-		return true, errors.New(p.Detail)
+		return nil, true, errors.New(p.Detail)
 	}
-	var r struct {
-		Serial    string    `json:"serial"`
-		RevokedAt time.Time `json:"revoked_at"`
-	}
-	_ = json.Unmarshal(b, &r)
-	fmt.Fprintf(a.stdout, "revoked %s (%s) at %s; the server's OCSP responder answers revoked now, its CRL within %s\n",
-		serial, reason, r.RevokedAt.Format(time.RFC3339), a.cfg.CRL.Delay.Duration)
-	return true, nil
+	return b, true, nil
 }

@@ -135,7 +135,7 @@ func (a *app) serve(parent context.Context) error {
 	}
 	go pub.Run(ctx)
 	ro := revocation.ResponderOptions{
-		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(), Source: st,
+		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(), Source: st, Lookup: st.CertStatus,
 		Validity: a.cfg.OCSP.Validity.Duration, LiveWorkers: a.cfg.OCSP.NonceWorkers,
 		OnChange: pub.Trigger, Logger: a.log,
 	}
