@@ -68,6 +68,10 @@ type IssueRequest struct {
 	// Actor names who asked, for the audit log ("operator", "admin-api",
 	// "enterprise:acme").
 	Actor string
+	// KeepActive, when > 0, revokes as superseded, in the transaction that
+	// stores the new certificate, the enterprise's older active client
+	// certificates beyond the newest KeepActive (the new one included).
+	KeepActive int
 }
 
 // Issued is the result of an issuance.
@@ -76,6 +80,13 @@ type Issued struct {
 	Record      *store.Certificate
 	// Chain is the issuing CA and the root.
 	Chain []*x509.Certificate
+	// Superseded are the certificates revoked by KeepActive.
+	Superseded []*store.Certificate
+}
+
+// Superseder is the optional store capability behind IssueRequest.KeepActive.
+type Superseder interface {
+	StoreCertificateSuperseding(ctx context.Context, c *store.Certificate, ev store.AuditEvent, keep int, actor string) ([]*store.Certificate, error)
 }
 
 // PEMChain returns the certificate followed by its chain, in PEM.
@@ -144,7 +155,7 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (_ *Issued, err
 	}
 	return a.sign(ctx, signJob{
 		profile: store.ProfileClient, enterpriseID: e.ID, enterprise: e.Username, actor: actor,
-		tmpl: tmpl, pub: req.CSR.PublicKey, notBefore: notBefore, notAfter: notAfter,
+		tmpl: tmpl, pub: req.CSR.PublicKey, notBefore: notBefore, notAfter: notAfter, keep: req.KeepActive,
 	})
 }
 
@@ -177,6 +188,7 @@ type signJob struct {
 	pub          crypto.PublicKey
 	notBefore    time.Time
 	notAfter     time.Time
+	keep         int
 }
 
 // sign runs steps 2–6 of Issue for any profile signed by the issuing CA.
@@ -230,17 +242,27 @@ func (a *Authority) sign(ctx context.Context, j signJob) (*Issued, error) {
 		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, DER: cert.Raw,
 		SPKISHA256: hex.EncodeToString(spki[:]), FingerprintSHA256: Fingerprint(cert),
 	}
-	if err := a.opts.Store.StoreCertificate(ctx, rec, store.AuditEvent{Actor: j.actor, Action: "cert.signed", Subject: sh, Details: map[string]any{
+	ev := store.AuditEvent{Actor: j.actor, Action: "cert.signed", Subject: sh, Details: map[string]any{
 		"profile": j.profile, "enterprise": j.enterprise, "sha256": rec.FingerprintSHA256, "not_after": cert.NotAfter,
-	}}); err != nil {
-		a.fail(ctx, sh, j.actor, err)
-		return nil, fmt.Errorf("storing certificate: %w", err)
+	}}
+	var superseded []*store.Certificate
+	var err2 error
+	if sup, ok := a.opts.Store.(Superseder); ok && j.keep > 0 {
+		superseded, err2 = sup.StoreCertificateSuperseding(ctx, rec, ev, j.keep, j.actor)
+	} else if j.keep > 0 {
+		err2 = zerr.New(zerr.Internal, "the store cannot supersede certificates")
+	} else {
+		err2 = a.opts.Store.StoreCertificate(ctx, rec, ev)
+	}
+	if err2 != nil {
+		a.fail(ctx, sh, j.actor, err2)
+		return nil, fmt.Errorf("storing certificate: %w", err2)
 	}
 	a.notifyIssued(rec)
 	a.opts.Logger.Info("issued certificate", "serial", sh, "profile", j.profile, "enterprise", j.enterprise, "not_after", cert.NotAfter)
 
 	// 6. Return.
-	return &Issued{Certificate: cert, Record: rec, Chain: []*x509.Certificate{a.issuing, a.root}}, nil
+	return &Issued{Certificate: cert, Record: rec, Chain: []*x509.Certificate{a.issuing, a.root}, Superseded: superseded}, nil
 }
 
 func (a *Authority) fail(ctx context.Context, serial, actor string, cause error) {

@@ -42,6 +42,7 @@ type Config struct {
 	Admin     Admin  `yaml:"admin"`
 	CRL       CRL    `yaml:"crl"`
 	OCSP      OCSP   `yaml:"ocsp"`
+	Enroll    Enroll `yaml:"enroll"`
 
 	publicURLDefaulted bool
 }
@@ -73,6 +74,80 @@ type OCSP struct {
 	// NonceWorkers bounds live signing (nonce requests); 0: the number of
 	// CPUs.
 	NonceWorkers int `yaml:"nonce_workers"`
+}
+
+// Enroll configures how enterprises prove who they are (their username and
+// password) and the limits on login attempts.
+type Enroll struct {
+	// Authenticator checks passwords: "local" (the hashes in the database)
+	// or "http" (the reporting system's own login endpoint).
+	Authenticator string `yaml:"authenticator"`
+	// HTTP configures the "http" authenticator.
+	HTTP EnrollHTTP `yaml:"http"`
+	// Argon2 are the parameters of new hashes; stored hashes with other
+	// parameters (and bcrypt hashes) are upgraded at the next login.
+	Argon2 EnrollArgon2 `yaml:"argon2"`
+	// MaxConcurrentHashes bounds the password hashes computed at once (each
+	// argon2id allocates Argon2.MemoryKiB); 0: 2 × GOMAXPROCS.
+	MaxConcurrentHashes int `yaml:"max_concurrent_hashes"`
+	// Lockout locks a username after consecutive failed logins.
+	Lockout EnrollLockout `yaml:"lockout"`
+	// Rate limits login attempts per client address.
+	Rate EnrollRate `yaml:"rate"`
+	// Policy applies to every issuance path.
+	Policy EnrollPolicy `yaml:"policy"`
+	// EABLifetime: how long an EAB key from POST /api/v1/eab stays usable.
+	EABLifetime Duration `yaml:"eab_lifetime"`
+}
+
+// EnrollPolicy is the issuance policy.
+type EnrollPolicy struct {
+	// MaxActive certificates per enterprise; a new one revokes the older
+	// ones beyond it as superseded.
+	MaxActive int `yaml:"max_active"`
+	// MaxPerDay issuances per enterprise in any 24 hours.
+	MaxPerDay int `yaml:"max_per_day"`
+}
+
+// EnrollHTTP configures the "http" authenticator: a POST of
+// {"username":…,"password":…} as JSON to URL; a 2xx answer means yes.
+type EnrollHTTP struct {
+	URL     string   `yaml:"url"`
+	Timeout Duration `yaml:"timeout"`
+	// CAFile holds the PEM certificates that the login service's TLS
+	// certificate must chain to; empty: the system roots.
+	CAFile string `yaml:"ca_file"`
+}
+
+// EnrollArgon2 are argon2id parameters.
+type EnrollArgon2 struct {
+	MemoryKiB uint32 `yaml:"memory_kib"`
+	Time      uint32 `yaml:"time"`
+	Threads   uint8  `yaml:"threads"`
+}
+
+// The weakest argon2id parameters accepted for new hashes: OWASP's
+// minimum, 19 MiB and two passes.
+const (
+	MinArgon2MemoryKiB = 19 * 1024
+	MinArgon2Time      = 2
+	maxArgon2MemoryKiB = 1 << 20 // 1 GiB, the most internal/password verifies
+	maxArgon2Time      = 64
+)
+
+// EnrollLockout is the progressive lockout: after Threshold consecutive
+// failures a username is locked for Base, twice as long after each further
+// failure, at most Max. A successful login resets it.
+type EnrollLockout struct {
+	Threshold int      `yaml:"threshold"`
+	Base      Duration `yaml:"base"`
+	Max       Duration `yaml:"max"`
+}
+
+// EnrollRate is a token bucket per client address (IPv6: per /64).
+type EnrollRate struct {
+	PerIPPerSecond float64 `yaml:"per_ip_per_second"`
+	Burst          int     `yaml:"burst"`
 }
 
 // Log configures log/slog output.
@@ -177,6 +252,15 @@ func Default() Config {
 		CRL: CRL{Interval: Duration{6 * time.Hour}, Delay: Duration{60 * time.Second}, Validity: Duration{7 * 24 * time.Hour},
 			RootValidity: Duration{365 * 24 * time.Hour}},
 		OCSP: OCSP{Validity: Duration{time.Hour}, Signer: "delegated"},
+		Enroll: Enroll{
+			Authenticator: "local",
+			HTTP:          EnrollHTTP{Timeout: Duration{5 * time.Second}},
+			Argon2:        EnrollArgon2{MemoryKiB: MinArgon2MemoryKiB, Time: MinArgon2Time, Threads: 1},
+			Lockout:       EnrollLockout{Threshold: 5, Base: Duration{time.Minute}, Max: Duration{time.Hour}},
+			Rate:          EnrollRate{PerIPPerSecond: 10, Burst: 20},
+			Policy:        EnrollPolicy{MaxActive: 1, MaxPerDay: 10},
+			EABLifetime:   Duration{10 * time.Minute},
+		},
 	}
 }
 
@@ -369,10 +453,96 @@ func (c *Config) Validate() error {
 	default:
 		bad("ocsp.signer", "%q is not one of delegated, issuing", c.OCSP.Signer)
 	}
+	if c.Enroll.Policy.MaxActive < 1 || c.Enroll.Policy.MaxActive > 100 {
+		bad("enroll.policy.max_active", "%d is outside 1–100", c.Enroll.Policy.MaxActive)
+	}
+	if c.Enroll.Policy.MaxPerDay < 1 || c.Enroll.Policy.MaxPerDay > 1000000 {
+		bad("enroll.policy.max_per_day", "%d is outside 1–1000000", c.Enroll.Policy.MaxPerDay)
+	}
+	if d := c.Enroll.EABLifetime.Duration; d < time.Minute || d > 24*time.Hour {
+		bad("enroll.eab_lifetime", "%s is outside 1m–24h", d)
+	}
 	if c.OCSP.NonceWorkers < 0 || c.OCSP.NonceWorkers > 1024 {
 		bad("ocsp.nonce_workers", "%d is outside 0–1024", c.OCSP.NonceWorkers)
 	}
+	c.Enroll.validate(bad)
 	return errors.Join(errs...)
+}
+
+func (e *Enroll) validate(bad func(field, format string, args ...any)) {
+	switch e.Authenticator {
+	case "local":
+	case "http":
+		if e.HTTP.URL == "" {
+			bad("enroll.http.url", "must be set for the http authenticator")
+		}
+	default:
+		bad("enroll.authenticator", "%q is not one of local, http", e.Authenticator)
+	}
+	if e.HTTP.URL != "" {
+		if err := CheckLoginURL(e.HTTP.URL); err != nil {
+			bad("enroll.http.url", "%v", err)
+		}
+	}
+	if d := e.HTTP.Timeout.Duration; d < 100*time.Millisecond || d > time.Minute {
+		bad("enroll.http.timeout", "%s is outside 100ms–1m", d)
+	}
+	if e.HTTP.CAFile != "" {
+		if _, err := os.Stat(e.HTTP.CAFile); err != nil {
+			bad("enroll.http.ca_file", "%v", err)
+		}
+	}
+	if m := e.Argon2.MemoryKiB; m < MinArgon2MemoryKiB || m > maxArgon2MemoryKiB {
+		bad("enroll.argon2.memory_kib", "%d is outside %d–%d (at least 19 MiB)", m, MinArgon2MemoryKiB, maxArgon2MemoryKiB)
+	}
+	if n := e.Argon2.Time; n < MinArgon2Time || n > maxArgon2Time {
+		bad("enroll.argon2.time", "%d is outside %d–%d", n, MinArgon2Time, maxArgon2Time)
+	}
+	if e.Argon2.Threads < 1 {
+		bad("enroll.argon2.threads", "must be at least 1")
+	}
+	if n := e.MaxConcurrentHashes; n < 0 || n > 4096 {
+		bad("enroll.max_concurrent_hashes", "%d is outside 0–4096", n)
+	}
+	if n := e.Lockout.Threshold; n < 1 || n > 100 {
+		bad("enroll.lockout.threshold", "%d is outside 1–100", n)
+	}
+	if d := e.Lockout.Base.Duration; d < time.Second || d > 24*time.Hour {
+		bad("enroll.lockout.base", "%s is outside 1s–24h", d)
+	}
+	if d := e.Lockout.Max.Duration; d < e.Lockout.Base.Duration || d > 7*24*time.Hour {
+		bad("enroll.lockout.max", "%s must be at least enroll.lockout.base (%s) and at most 168h", d, e.Lockout.Base.Duration)
+	}
+	if r := e.Rate.PerIPPerSecond; !(r > 0 && r <= 10000) {
+		bad("enroll.rate.per_ip_per_second", "%v is outside (0, 10000]", r)
+	}
+	if n := e.Rate.Burst; n < 1 || n > 100000 {
+		bad("enroll.rate.burst", "%d is outside 1–100000", n)
+	}
+}
+
+// CheckLoginURL checks the URL of a login service that passwords are sent
+// to: absolute, https, or http only to a loopback address (the password
+// must not cross a network in clear text), no user information.
+func CheckLoginURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("%q is not an absolute URL", s)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q: credentials in the URL are not accepted", u.Redacted())
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h == "localhost" || ip != nil && ip.IsLoopback() {
+			return nil
+		}
+		return fmt.Errorf("%q: passwords are sent to it, so it must be https:// (http:// only to a loopback address)", s)
+	}
+	return fmt.Errorf("%q must be an https:// URL", s)
 }
 
 // KeyTypes lists the accepted key_type values.

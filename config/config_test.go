@@ -145,3 +145,118 @@ func FuzzDecode(f *testing.F) {
 		_ = c.Validate() // must not panic
 	})
 }
+
+func TestEnrollDefaults(t *testing.T) {
+	e := Default().Enroll
+	if e.Authenticator != "local" || e.HTTP.Timeout.Duration != 5*time.Second || e.MaxConcurrentHashes != 0 {
+		t.Errorf("enroll defaults %+v", e)
+	}
+	if e.Argon2 != (EnrollArgon2{MemoryKiB: 19456, Time: 2, Threads: 1}) {
+		t.Errorf("argon2 defaults %+v, want 19 MiB, t=2, p=1", e.Argon2)
+	}
+	if e.Lockout.Threshold != 5 || e.Lockout.Base.Duration != time.Minute || e.Lockout.Max.Duration != time.Hour {
+		t.Errorf("lockout defaults %+v", e.Lockout)
+	}
+	if e.Rate.PerIPPerSecond != 10 || e.Rate.Burst != 20 {
+		t.Errorf("rate defaults %+v", e.Rate)
+	}
+}
+
+func TestEnrollDecode(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "login-ca.pem")
+	os.WriteFile(ca, []byte("pem"), 0o644)
+	c := Default()
+	err := Decode([]byte(`
+enroll:
+  authenticator: http
+  http:
+    url: https://report.example.cn/api/login
+    timeout: 3s
+    ca_file: `+ca+`
+  argon2:
+    memory_kib: 65536
+    time: 3
+    threads: 2
+  max_concurrent_hashes: 8
+  lockout:
+    threshold: 3
+    base: 30s
+    max: 2h
+  rate:
+    per_ip_per_second: 2.5
+    burst: 5
+`), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := c.Enroll
+	if e.Authenticator != "http" || e.HTTP.URL != "https://report.example.cn/api/login" || e.HTTP.Timeout.Duration != 3*time.Second || e.HTTP.CAFile != ca {
+		t.Errorf("http %+v", e.HTTP)
+	}
+	if e.Argon2 != (EnrollArgon2{MemoryKiB: 65536, Time: 3, Threads: 2}) || e.MaxConcurrentHashes != 8 {
+		t.Errorf("argon2 %+v, max %d", e.Argon2, e.MaxConcurrentHashes)
+	}
+	if e.Lockout.Threshold != 3 || e.Lockout.Base.Duration != 30*time.Second || e.Lockout.Max.Duration != 2*time.Hour {
+		t.Errorf("lockout %+v", e.Lockout)
+	}
+	if e.Rate.PerIPPerSecond != 2.5 || e.Rate.Burst != 5 {
+		t.Errorf("rate %+v", e.Rate)
+	}
+	c.Resolve()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"enroll:\n  lockout:\n    bse: 1m\n", "enroll:\n  argon2:\n    threads: 300\n", "enroll:\n  lockout:\n    base: 60\n"} {
+		c := Default()
+		if err := Decode([]byte(in), &c); err == nil || !strings.Contains(err.Error(), "line") {
+			t.Errorf("%q: got %v, want an error naming the line", in, err)
+		}
+	}
+}
+
+func TestEnrollValidate(t *testing.T) {
+	cases := map[string]struct {
+		mod  func(*Enroll)
+		want string
+	}{
+		"authenticator":      {func(e *Enroll) { e.Authenticator = "ldap" }, "enroll.authenticator"},
+		"http without url":   {func(e *Enroll) { e.Authenticator = "http" }, "enroll.http.url: must be set"},
+		"plain http":         {func(e *Enroll) { e.HTTP.URL = "http://report.example.cn/login" }, "must be https://"},
+		"relative url":       {func(e *Enroll) { e.HTTP.URL = "/login" }, "not an absolute URL"},
+		"ftp url":            {func(e *Enroll) { e.HTTP.URL = "ftp://report.example.cn/login" }, "must be an https:// URL"},
+		"credentials in url": {func(e *Enroll) { e.HTTP.URL = "https://u:secret@report.example.cn/" }, "credentials"},
+		"timeout":            {func(e *Enroll) { e.HTTP.Timeout.Duration = 0 }, "enroll.http.timeout"},
+		"ca file":            {func(e *Enroll) { e.HTTP.CAFile = "/nonexistent/ca.pem" }, "enroll.http.ca_file"},
+		"memory below 19MiB": {func(e *Enroll) { e.Argon2.MemoryKiB = 19455 }, "enroll.argon2.memory_kib"},
+		"memory above 1GiB":  {func(e *Enroll) { e.Argon2.MemoryKiB = 1<<20 + 1 }, "enroll.argon2.memory_kib"},
+		"time 1":             {func(e *Enroll) { e.Argon2.Time = 1 }, "enroll.argon2.time"},
+		"threads 0":          {func(e *Enroll) { e.Argon2.Threads = 0 }, "enroll.argon2.threads"},
+		"max hashes":         {func(e *Enroll) { e.MaxConcurrentHashes = -1 }, "enroll.max_concurrent_hashes"},
+		"threshold":          {func(e *Enroll) { e.Lockout.Threshold = 0 }, "enroll.lockout.threshold"},
+		"base":               {func(e *Enroll) { e.Lockout.Base.Duration = 0 }, "enroll.lockout.base"},
+		"max < base":         {func(e *Enroll) { e.Lockout.Max.Duration = 30 * time.Second }, "enroll.lockout.max"},
+		"rate 0":             {func(e *Enroll) { e.Rate.PerIPPerSecond = 0 }, "enroll.rate.per_ip_per_second"},
+		"burst 0":            {func(e *Enroll) { e.Rate.Burst = 0 }, "enroll.rate.burst"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := Default()
+			tc.mod(&c.Enroll)
+			c.Resolve()
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	for _, u := range []string{"https://report.example.cn/login", "http://127.0.0.1:8081/login", "http://localhost/login", "http://[::1]:80/x"} {
+		c := Default()
+		c.Enroll.Authenticator = "http"
+		c.Enroll.HTTP.URL = u
+		c.Resolve()
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}

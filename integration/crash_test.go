@@ -46,7 +46,7 @@ func TestCrashDuringIssuance(t *testing.T) {
 	)
 	testStart := time.Now()
 
-	in := newInstance(t, "")
+	in := newInstance(t, "enroll:\n  policy:\n    max_active: 100\n    max_per_day: 1000000\n")
 	in.start()
 	in.mustRun("passw0rd-long\n", "enterprise", "add", "acme", "--name", "ACME", "--password-stdin")
 	token := in.adminToken()

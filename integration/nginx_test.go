@@ -38,7 +38,7 @@ import (
 func TestNginx(t *testing.T) {
 	nginxBin := nginxPath(t)
 	curl := requireTool(t, "curl")
-	in := newInstance(t, "crl:\n  delay: 2s\n")
+	in := newInstance(t, "crl:\n  delay: 2s\nenroll:\n  policy:\n    max_active: 100\n    max_per_day: 1000000\n")
 	in.start()
 	work := t.TempDir()
 	p := func(name string) string { return filepath.Join(work, name) }

@@ -23,7 +23,7 @@ import (
 func TestRevocationWithOpenSSL(t *testing.T) {
 	openssl := requireTool(t, "openssl")
 	curl := requireTool(t, "curl")
-	in := newInstance(t, "crl:\n  delay: 2s\n")
+	in := newInstance(t, "crl:\n  delay: 2s\nenroll:\n  policy:\n    max_active: 100\n    max_per_day: 1000000\n")
 	in.start()
 	in.mustRun(testPassword+"\n", "enterprise", "add", "acme", "--name", "ACME", "--password-stdin")
 	work := t.TempDir()

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/revocation"
 )
@@ -90,7 +91,7 @@ func (s *Server) adminIssue(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	iss, err := s.opts.CA.Issue(c.Request().Context(), ca.IssueRequest{CSR: csr, Username: req.Enterprise, Actor: "admin-api"})
+	iss, err := s.opts.Enroll.Issue(c.Request().Context(), enroll.Request{CSR: csr, Username: req.Enterprise, Actor: "admin-api"})
 	if err != nil {
 		return err
 	}

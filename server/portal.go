@@ -36,6 +36,12 @@ func (s *Server) registerPortal(e *echo.Echo) {
 		return landing.Execute(c.Response(), fp)
 	})
 	s.registerPKI(e)
+	if s.opts.API != nil {
+		s.opts.API.Register(e)
+	}
+	if s.opts.ACME != nil {
+		s.opts.ACME.Register(e)
+	}
 }
 
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/enroll/acme"
 	"github.com/zbca/zbca/internal/web"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
@@ -41,6 +43,11 @@ type Options struct {
 	CRLs       *revocation.Publisher
 	// OCSP serves /ocsp when set.
 	OCSP http.Handler
+	// Enroll issues for the admin API with the one policy; API and ACME
+	// serve enterprises on the HTTPS listener.
+	Enroll *enroll.Service
+	API    *enroll.API
+	ACME   *acme.Server
 	// AdminToken is the bearer token of /admin/v1/*.
 	AdminToken []byte
 	Registry   *prometheus.Registry
@@ -62,6 +69,8 @@ func New(o Options) (*Server, error) {
 	switch {
 	case o.CA == nil || o.Store == nil:
 		return nil, errors.New("server: CA and store are required")
+	case o.Enroll == nil:
+		return nil, errors.New("server: enrollment service is required")
 	case o.Revocation == nil || o.CRLs == nil:
 		return nil, errors.New("server: revocation service and CRL publisher are required")
 	case len(o.AdminToken) < 16:

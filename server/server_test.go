@@ -16,6 +16,7 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/config"
+	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
@@ -49,7 +50,8 @@ func newTestServer(t *testing.T) (*Server, *store.SQL) {
 		t.Fatal(err)
 	}
 	svc := &revocation.Service{Store: st, CRL: pub}
-	s, err := New(Options{CA: a, Store: st, AdminToken: []byte(token), Revocation: svc, CRLs: pub})
+	es := &enroll.Service{CA: a, Store: st, Revoke: svc, CRL: pub}
+	s, err := New(Options{CA: a, Store: st, AdminToken: []byte(token), Revocation: svc, CRLs: pub, Enroll: es})
 	if err != nil {
 		t.Fatal(err)
 	}

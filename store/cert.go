@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/zbca/zbca/internal/zerr"
 )
@@ -37,29 +38,31 @@ func (s *SQL) JournalSerial(ctx context.Context, j JournalEntry, ev AuditEvent) 
 
 // StoreCertificate implements CertWriter.
 func (s *SQL) StoreCertificate(ctx context.Context, c *Certificate, ev AuditEvent) error {
+	return s.write(ctx, func(ctx context.Context, w *wtx) error { return s.storeCertTx(ctx, w, c, ev) })
+}
+
+func (s *SQL) storeCertTx(ctx context.Context, w *wtx, c *Certificate, ev AuditEvent) error {
 	now := s.now()
 	if c.Status == "" {
 		c.Status = CertActive
 	}
-	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		res, err := w.exec(ctx, `UPDATE issuance_journal SET state = 'issued', error = '', updated_at = ? WHERE serial = ?`, nanos(now), c.Serial)
-		if err != nil {
-			return fmt.Errorf("updating journal: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return zerr.New(zerr.Internal, "serial %s was never journaled", c.Serial)
-		}
-		_, err = w.exec(ctx, `INSERT INTO certificates(serial, enterprise_id, profile, issuer, subject, not_before, not_after, der, spki_sha256, fingerprint_sha256, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-			c.Serial, nullID(c.EnterpriseID), c.Profile, c.Issuer, c.Subject, nanos(c.NotBefore), nanos(c.NotAfter), c.DER, c.SPKISHA256, c.FingerprintSHA256, c.Status, nanos(now), nanos(now))
-		if isUnique(err) {
-			return zerr.New(zerr.Conflict, "certificate %s already stored", c.Serial)
-		}
-		if err != nil {
-			return fmt.Errorf("storing certificate: %w", err)
-		}
-		c.CreatedAt = now
-		return w.appendAudit(ctx, ev)
-	})
+	res, err := w.exec(ctx, `UPDATE issuance_journal SET state = 'issued', error = '', updated_at = ? WHERE serial = ?`, nanos(now), c.Serial)
+	if err != nil {
+		return fmt.Errorf("updating journal: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return zerr.New(zerr.Internal, "serial %s was never journaled", c.Serial)
+	}
+	_, err = w.exec(ctx, `INSERT INTO certificates(serial, enterprise_id, profile, issuer, subject, not_before, not_after, der, spki_sha256, fingerprint_sha256, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		c.Serial, nullID(c.EnterpriseID), c.Profile, c.Issuer, c.Subject, nanos(c.NotBefore), nanos(c.NotAfter), c.DER, c.SPKISHA256, c.FingerprintSHA256, c.Status, nanos(now), nanos(now))
+	if isUnique(err) {
+		return zerr.New(zerr.Conflict, "certificate %s already stored", c.Serial)
+	}
+	if err != nil {
+		return fmt.Errorf("storing certificate: %w", err)
+	}
+	c.CreatedAt = now
+	return w.appendAudit(ctx, ev)
 }
 
 // FailSerial implements CertWriter.
@@ -218,4 +221,71 @@ func (s *SQL) Backup(ctx context.Context, path string) error {
 		return fmt.Errorf("backing up database: %w", err)
 	}
 	return nil
+}
+
+// StoreCertificateSuperseding is StoreCertificate plus, in the same
+// transaction, the revocation as superseded (reason 4) of the enterprise's
+// older active client certificates beyond the newest keep (this one
+// included). It returns the superseded records.
+func (s *SQL) StoreCertificateSuperseding(ctx context.Context, c *Certificate, ev AuditEvent, keep int, actor string) ([]*Certificate, error) {
+	if keep < 1 {
+		return nil, zerr.New(zerr.Internal, "keep must be at least 1")
+	}
+	var superseded []*Certificate
+	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		superseded = superseded[:0]
+		if err := s.storeCertTx(ctx, w, c, ev); err != nil {
+			return err
+		}
+		rows, err := w.tx.QueryContext(ctx, `SELECT serial FROM certificates WHERE enterprise_id = ? AND profile = 'client' AND status = 'active' AND serial <> ?
+			ORDER BY created_at DESC, serial DESC LIMIT -1 OFFSET ?`, c.EnterpriseID, c.Serial, keep-1)
+		if err != nil {
+			return err
+		}
+		var serials []string
+		for rows.Next() {
+			var sn string
+			if err := rows.Scan(&sn); err != nil {
+				rows.Close()
+				return err
+			}
+			serials = append(serials, sn)
+		}
+		rows.Close()
+		now := s.now()
+		for _, sn := range serials {
+			if _, err := w.exec(ctx, `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = 4, revoked_by = ?, updated_at = ? WHERE serial = ? AND status = 'active'`,
+				nanos(now), actor, nanos(now), sn); err != nil {
+				return err
+			}
+			if err := w.appendAudit(ctx, AuditEvent{At: now, Actor: actor, Action: "cert.revoke", Subject: sn,
+				Details: map[string]any{"reason": 4, "superseded_by": c.Serial}}); err != nil {
+				return err
+			}
+			rec, err := scanCert(w.queryRow(ctx, `SELECT `+certCols+` FROM certificates c LEFT JOIN enterprises e ON e.id = c.enterprise_id WHERE c.serial = ?`, sn))
+			if err != nil {
+				return err
+			}
+			superseded = append(superseded, rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return superseded, nil
+}
+
+// IssuancePolicyInfo returns, for the policy checks of an issuance, how many
+// client certificates the enterprise got since since, and whether the
+// public key (SPKI SHA-256) is certified for another enterprise.
+func (s *SQL) IssuancePolicyInfo(ctx context.Context, enterpriseID int64, spki string, since time.Time) (issued int, otherOwner string, err error) {
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificates WHERE enterprise_id = ? AND profile = 'client' AND created_at >= ?`, enterpriseID, nanos(since)).Scan(&issued); err != nil {
+		return 0, "", err
+	}
+	err = s.r.QueryRowContext(ctx, `SELECT e.username FROM certificates c JOIN enterprises e ON e.id = c.enterprise_id WHERE c.spki_sha256 = ? AND c.enterprise_id <> ? LIMIT 1`, spki, enterpriseID).Scan(&otherOwner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return issued, "", nil
+	}
+	return issued, otherOwner, err
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
 
@@ -73,7 +75,8 @@ certificate is stored.`,
 			}
 			defer st.Close()
 			defer auth.Close()
-			iss, err := auth.Issue(cmd.Context(), ca.IssueRequest{CSR: csr, Username: username, Actor: "operator"})
+			es := a.enrollService(st, auth, &revocation.Service{Store: st, Logger: a.log})
+			iss, err := es.Issue(cmd.Context(), enroll.Request{CSR: csr, Username: username, Actor: "operator"})
 			if err != nil {
 				return userError(err)
 			}

@@ -16,8 +16,10 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/config"
+	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/internal/zerr"
+	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
 
@@ -235,4 +237,10 @@ func userError(err error) error {
 		return err
 	}
 	return errors.New(err.Error())
+}
+
+// enrollService is the one issuance policy, for serve and the CLI.
+func (a *app) enrollService(st *store.SQL, auth *ca.Authority, svc *revocation.Service) *enroll.Service {
+	return &enroll.Service{CA: auth, Store: st, Revoke: svc, Logger: a.log,
+		Policy: enroll.Policy{MaxActive: a.cfg.Enroll.Policy.MaxActive, MaxPerDay: a.cfg.Enroll.Policy.MaxPerDay}}
 }

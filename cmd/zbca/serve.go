@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/enroll/acme"
 	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/server"
@@ -153,10 +155,18 @@ func (a *app) serve(parent context.Context) error {
 	go resp.Run(ctx)
 	metrics.WatchOCSP(resp)
 	svc := &revocation.Service{Store: st, OCSP: resp, CRL: pub, Logger: a.log}
+	authn, err := enroll.NewAuthenticator(enroll.AuthOptions{Config: a.cfg.Enroll, Store: st, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	es := a.enrollService(st, auth, svc)
+	es.OCSP, es.CRL = resp, pub
+	api := &enroll.API{Auth: authn, Store: st, Revocation: svc, EABLifetime: a.cfg.Enroll.EABLifetime.Duration, Logger: a.log}
+	acmeSrv := acme.New(acme.Options{Store: st, Enroll: es, Revocation: svc, Issuing: auth.Issuing(), Logger: a.log})
 	srv, err := server.New(server.Options{
 		HTTPAddr: a.cfg.Listen.HTTP, HTTPSAddr: a.cfg.Listen.HTTPS, AdminAddr: a.cfg.Listen.Admin,
 		CA: auth, Store: st, AdminToken: token, Registry: metrics.Registry, Logger: a.log,
-		Revocation: svc, CRLs: pub, OCSP: resp,
+		Revocation: svc, CRLs: pub, OCSP: resp, Enroll: es, API: api, ACME: acmeSrv,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,158 @@
+// Package acme is zbca's RFC 8555 ACME server with External Account
+// Binding. An account is bound to one enterprise through an EAB key that
+// the enterprise got with its username and password (POST /api/v1/eab);
+// the only identifier is {"type":"enterprise","value":"<username>"}, whose
+// authorization is valid at creation, so an order is ready at once.
+// Issuance goes through the enrollment service (enroll.Service) with the
+// same policy as every other path.
+package acme
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/revocation"
+	"github.com/zbca/zbca/store"
+)
+
+// Store is what the ACME server keeps.
+type Store interface {
+	store.ACMEStore
+	store.CertReader
+	GetEnterpriseByID(ctx context.Context, id int64) (*store.Enterprise, error)
+}
+
+// Options configures New.
+type Options struct {
+	Store      Store
+	Enroll     *enroll.Service
+	Revocation *revocation.Service
+	// Issuing is the issuing CA sent with certificates.
+	Issuing *x509.Certificate
+	// OrderLifetime of a new order (default 1h).
+	OrderLifetime time.Duration
+	// NonceLifetime (default 10m).
+	NonceLifetime time.Duration
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+// Server is the ACME server. Safe for concurrent use.
+type Server struct {
+	o      Options
+	nonces *nonces
+}
+
+// New checks its options.
+func New(o Options) *Server {
+	if o.OrderLifetime <= 0 {
+		o.OrderLifetime = time.Hour
+	}
+	if o.NonceLifetime <= 0 {
+		o.NonceLifetime = 10 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Server{o: o, nonces: newNonces(o.NonceLifetime, 1_000_000, o.Now)}
+}
+
+// Register mounts /acme/* on e (the HTTPS listener).
+func (s *Server) Register(e *echo.Echo) {
+	g := e.Group("/acme", s.common)
+	g.GET("/directory", s.directory)
+	g.HEAD("/new-nonce", s.newNonce)
+	g.GET("/new-nonce", s.newNonce)
+	g.POST("/new-account", s.newAccount)
+	g.POST("/acct/:id", s.account)
+	g.POST("/new-order", s.newOrder)
+	g.POST("/order/:id", s.getOrder)
+	g.POST("/order/:id/finalize", s.finalize)
+	g.POST("/authz/:id", s.getAuthz)
+	g.POST("/cert/:serial", s.getCert)
+	g.POST("/revoke-cert", s.revokeCert)
+	g.POST("/key-change", s.keyChange)
+	// Anything else under /acme is a 404 problem, and GET on POST-only
+	// resources is 405 (RFC 8555 §6.3: POST-as-GET).
+	g.Any("/*", func(c echo.Context) error {
+		return &Problem{Type: ns + "malformed", Status: http.StatusNotFound, Detail: "no such ACME resource"}
+	})
+}
+
+// common applies the rules of every ACME response: a fresh Replay-Nonce, the
+// index Link, no caching, and problem documents for errors.
+func (s *Server) common(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Replay-Nonce", s.nonces.make())
+		h.Set("Cache-Control", "no-store")
+		h.Add("Link", `<`+s.base(c)+`/acme/directory>;rel="index"`)
+		err := next(c)
+		if err == nil {
+			return nil
+		}
+		p := toProblem(err)
+		if he, ok := err.(*echo.HTTPError); ok && p == nil {
+			p = &Problem{Type: ns + "malformed", Status: he.Code, Detail: http.StatusText(he.Code)}
+			if he.Code == http.StatusMethodNotAllowed {
+				h.Set("Allow", "POST")
+			}
+		}
+		if p == nil {
+			s.o.Logger.Error("acme internal error", "path", c.Request().URL.Path, "err", err)
+			p = serverInternal()
+		}
+		if c.Response().Committed {
+			return nil
+		}
+		c.Response().Header().Set("Content-Type", "application/problem+json")
+		return c.JSON(p.Status, p)
+	}
+}
+
+// base is the scheme and host the client used (the HTTPS listener).
+func (s *Server) base(c echo.Context) string {
+	return "https://" + c.Request().Host
+}
+
+// requestURL is what the JWS url header must say (RFC 8555 §6.4).
+func (s *Server) requestURL(c echo.Context) string {
+	return s.base(c) + c.Request().URL.Path
+}
+
+func (s *Server) directory(c echo.Context) error {
+	b := s.base(c) + "/acme"
+	return c.JSON(http.StatusOK, map[string]any{
+		"newNonce":   b + "/new-nonce",
+		"newAccount": b + "/new-account",
+		"newOrder":   b + "/new-order",
+		"revokeCert": b + "/revoke-cert",
+		"keyChange":  b + "/key-change",
+		"meta": map[string]any{
+			"externalAccountRequired": true,
+			"website":                 s.base(c) + "/",
+		},
+	})
+}
+
+func (s *Server) newNonce(c echo.Context) error {
+	if c.Request().Method == http.MethodHead {
+		return c.NoContent(http.StatusOK)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) accountURL(c echo.Context, id string) string { return s.base(c) + "/acme/acct/" + id }
+func (s *Server) orderURL(c echo.Context, id string) string   { return s.base(c) + "/acme/order/" + id }
+
+func trimPrefix(s, p string) (string, bool) { return strings.CutPrefix(s, p) }

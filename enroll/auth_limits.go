@@ -1,0 +1,321 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/zbca/zbca/internal/account"
+	"github.com/zbca/zbca/internal/zerr"
+	"github.com/zbca/zbca/store"
+)
+
+// GuardStore is what the Guard needs from persistence: the shared lockout
+// records and the audit log.
+type GuardStore interface {
+	LoginState(ctx context.Context, username string) (store.LoginState, error)
+	BeginLogin(ctx context.Context, username string, now time.Time, p store.LockoutPolicy) (store.LoginAttempt, error)
+	FinishLogin(ctx context.Context, a store.LoginAttempt, o store.LoginOutcome, ev store.AuditEvent) error
+	AppendAudit(ctx context.Context, ev store.AuditEvent) error
+}
+
+// GuardOptions configures NewGuard. Zero values take the defaults of
+// config.Default().Enroll.
+type GuardOptions struct {
+	Store GuardStore
+	// Name of the inner authenticator ("local", "http"), recorded with
+	// every attempt.
+	Name string
+	// Lockout: default 5 failures, 1m, doubling up to 1h.
+	Lockout store.LockoutPolicy
+	// PerIPRate is the attempts per second allowed from one address (IPv6:
+	// one /64), with bursts up to PerIPBurst; defaults 10 and 20.
+	PerIPRate  float64
+	PerIPBurst int
+	// MaxIPs bounds the addresses tracked at once (default 100,000): idle
+	// ones are dropped first, then arbitrary ones.
+	MaxIPs int
+	// Now is the clock; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Guard applies the login limits around an Authenticator, in this order:
+//
+//  1. the per-IP token bucket (in memory, per node);
+//  2. malformed usernames are refused at once (nothing to count);
+//  3. a username locked by the progressive lockout is refused without its
+//     password being checked (LockedLoginError);
+//  4. the attempt is counted as a failure before the password is checked
+//     (store.Logins.BeginLogin), so that concurrent attempts cannot exceed
+//     the threshold, on one node or many;
+//  5. the inner authenticator decides; a success clears the count, a
+//     refusal keeps it, an undecided attempt (zerr.Internal) gives it back.
+//
+// Every attempt is audited, without the password, with the username as
+// subject and the address and authenticator in the details: login.success,
+// login.failure (with the reason, for operators only), login.locked,
+// login.error (undecided), and login.ratelimited (once per run of refused
+// attempts from an address, so that a flood cannot flood the audit log).
+// A success whose audit event cannot be written is refused.
+type Guard struct {
+	inner   Authenticator
+	store   GuardStore
+	name    string
+	lockout store.LockoutPolicy
+	ips     *ipLimiter
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+var _ Authenticator = (*Guard)(nil)
+
+// NewGuard wraps inner with the limits of opts.
+func NewGuard(inner Authenticator, o GuardOptions) (*Guard, error) {
+	switch {
+	case inner == nil:
+		return nil, errors.New("enroll: guard without an authenticator")
+	case o.Store == nil:
+		return nil, errors.New("enroll: guard without a store")
+	case o.Name == "":
+		return nil, errors.New("enroll: guard without the authenticator's name")
+	case o.PerIPRate < 0 || o.PerIPBurst < 0 || o.MaxIPs < 0 || o.Lockout.Threshold < 0 || o.Lockout.Base < 0 || o.Lockout.Max < 0:
+		return nil, errors.New("enroll: negative guard limit")
+	}
+	if o.Lockout.Threshold == 0 {
+		o.Lockout.Threshold = 5
+	}
+	if o.Lockout.Base == 0 {
+		o.Lockout.Base = time.Minute
+	}
+	if o.Lockout.Max == 0 {
+		o.Lockout.Max = max(time.Hour, o.Lockout.Base)
+	}
+	if o.Lockout.Max < o.Lockout.Base {
+		return nil, errors.New("enroll: lockout maximum below its base")
+	}
+	if o.PerIPRate == 0 {
+		o.PerIPRate = 10
+	}
+	if o.PerIPBurst == 0 {
+		o.PerIPBurst = 20
+	}
+	if o.MaxIPs == 0 {
+		o.MaxIPs = 100_000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Guard{
+		inner: inner, store: o.Store, name: o.Name, lockout: o.Lockout,
+		ips: newIPLimiter(o.PerIPRate, o.PerIPBurst, o.MaxIPs, o.Logger),
+		now: o.Now, log: o.Logger,
+	}, nil
+}
+
+// Authenticate implements Authenticator.
+func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise, error) {
+	now := g.now()
+	details := map[string]any{"ip": a.IP, "authenticator": g.name}
+	subject := auditSubject(a.Username)
+	// Audit writes outlive a caller that has gone: the attempt happened.
+	actx := context.WithoutCancel(ctx)
+
+	// 1. The per-IP token bucket.
+	if ok, first := g.ips.allow(a.IP, now); !ok {
+		if first {
+			g.audit(actx, now, "login.ratelimited", subject, details)
+		}
+		return nil, zerr.New(zerr.Unauthorized, RateLimitedError)
+	}
+	// 2. No such username can exist: refuse, count nothing.
+	if checkAttempt(a) != nil || account.ValidateUsername(a.Username) != nil {
+		details["reason"] = reasonMalformed
+		g.audit(actx, now, "login.failure", subject, details)
+		return nil, refuse(reasonMalformed)
+	}
+	// 3. Locked: refused before any password work (a read, off the writer).
+	st, err := g.store.LoginState(ctx, a.Username)
+	if err != nil {
+		return nil, zerr.Wrap(zerr.Internal, err, "reading login state")
+	}
+	if st.Locked(now) {
+		return nil, g.locked(actx, now, subject, details, st)
+	}
+	// 4. Count the attempt first; the lock check is repeated in the same
+	// transaction.
+	att, err := g.store.BeginLogin(ctx, a.Username, now, g.lockout)
+	if err != nil {
+		return nil, zerr.Wrap(zerr.Internal, err, "counting login attempt")
+	}
+	if !att.Allowed {
+		return nil, g.locked(actx, now, subject, details, att.Before)
+	}
+	// 5. Decide and settle.
+	e, err := g.inner.Authenticate(ctx, a)
+	switch {
+	case err == nil:
+		if ferr := g.store.FinishLogin(actx, att, store.LoginSucceeded, g.event(now, "login.success", subject, details)); ferr != nil {
+			g.log.Error("recording login", "username", a.Username, "err", ferr)
+			return nil, zerr.Wrap(zerr.Internal, ferr, "recording login")
+		}
+		return e, nil
+	case errors.Is(err, zerr.Unauthorized):
+		reason := refusalReason(err)
+		if reason == "" {
+			reason = "refused"
+		}
+		details["reason"] = reason
+		details["failures"] = att.After.Failures
+		if att.After.Locked(now) {
+			details["locked_until"] = att.After.LockedUntil.Format(time.RFC3339)
+		}
+		if ferr := g.store.FinishLogin(actx, att, store.LoginFailed, g.event(now, "login.failure", subject, details)); ferr != nil {
+			g.log.Error("recording failed login", "username", a.Username, "err", ferr)
+		}
+		// Whatever the inner authenticator said, the client reads only the
+		// generic text.
+		return nil, refuse(reason)
+	default:
+		details["error"] = zerr.KindOf(err).Error()
+		if ferr := g.store.FinishLogin(actx, att, store.LoginAborted, g.event(now, "login.error", subject, details)); ferr != nil {
+			g.log.Error("recording undecided login", "username", a.Username, "err", ferr)
+		}
+		return nil, err
+	}
+}
+
+func (g *Guard) locked(ctx context.Context, now time.Time, subject string, details map[string]any, st store.LoginState) error {
+	details["locked_until"] = st.LockedUntil.Format(time.RFC3339)
+	details["failures"] = st.Failures
+	g.audit(ctx, now, "login.locked", subject, details)
+	return zerr.New(zerr.Unauthorized, LockedLoginError)
+}
+
+func (g *Guard) event(now time.Time, action, subject string, details map[string]any) store.AuditEvent {
+	return store.AuditEvent{At: now, Actor: "login", Action: action, Subject: subject, Details: details}
+}
+
+// audit appends an event that changes nothing else; a failure is logged,
+// and the refusal it accompanies stands.
+func (g *Guard) audit(ctx context.Context, now time.Time, action, subject string, details map[string]any) {
+	if err := g.store.AppendAudit(ctx, g.event(now, action, subject, details)); err != nil {
+		g.log.Error("audit of login attempt", "action", action, "username", subject, "err", err)
+	}
+}
+
+// auditSubject bounds what a client can write into the audit log as a
+// username: valid UTF-8, at most 64 characters (longer ones are cut and
+// marked).
+func auditSubject(u string) string {
+	u = strings.ToValidUTF8(u, "\uFFFD")
+	if utf8.RuneCountInString(u) <= account.MaxUsername {
+		return u
+	}
+	return string([]rune(u)[:account.MaxUsername]) + "…"
+}
+
+// ipLimiter is a token bucket per client address, in memory, with bounded
+// memory: idle buckets (full again) are dropped every minute and whenever
+// the map reaches its cap, after which arbitrary buckets are dropped down
+// to 90% of the cap.
+type ipLimiter struct {
+	mu        sync.Mutex
+	rate      float64 // tokens per second
+	burst     float64
+	max       int
+	m         map[string]*bucket
+	lastSweep time.Time
+	log       *slog.Logger
+}
+
+type bucket struct {
+	tokens  float64
+	last    time.Time
+	limited bool // the last attempt was refused
+}
+
+func newIPLimiter(rate float64, burst, maxIPs int, log *slog.Logger) *ipLimiter {
+	return &ipLimiter{rate: rate, burst: float64(burst), max: maxIPs, m: make(map[string]*bucket), log: log}
+}
+
+// allow takes a token from ip's bucket. When it refuses, first reports
+// whether this is the first refusal since the address's last allowed
+// attempt.
+func (l *ipLimiter) allow(ip string, now time.Time) (ok, first bool) {
+	k := ipKey(ip)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastSweep) >= time.Minute || len(l.m) >= l.max {
+		l.sweep(now)
+	}
+	b := l.m[k]
+	if b == nil {
+		b = &bucket{tokens: l.burst, last: now}
+		l.m[k] = b
+	} else if el := now.Sub(b.last).Seconds(); el > 0 {
+		b.tokens = min(l.burst, b.tokens+el*l.rate)
+		b.last = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		b.limited = false
+		return true, false
+	}
+	first = !b.limited
+	b.limited = true
+	return false, first
+}
+
+func (l *ipLimiter) sweep(now time.Time) {
+	l.lastSweep = now
+	for k, b := range l.m {
+		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+			delete(l.m, k)
+		}
+	}
+	keep := l.max * 9 / 10
+	if len(l.m) <= keep {
+		return
+	}
+	dropped := 0
+	for k := range l.m {
+		if len(l.m) <= keep {
+			break
+		}
+		delete(l.m, k)
+		dropped++
+	}
+	l.log.Warn("login rate limit: too many active addresses; forgot some", "max", l.max, "forgotten", dropped)
+}
+
+// ipKey is the bucket of an address: IPv4 addresses one by one, IPv6 by
+// /64 (what one host usually gets). Something that is not an address gets a
+// bucket of its own text.
+func ipKey(s string) string {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(s)
+		if perr != nil {
+			if len(s) > 64 {
+				s = s[:64]
+			}
+			return "?" + s
+		}
+		a = ap.Addr()
+	}
+	a = a.WithZone("").Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}

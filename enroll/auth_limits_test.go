@@ -1,0 +1,405 @@
+package enroll
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/zbca/zbca/internal/zerr"
+	"github.com/zbca/zbca/store"
+)
+
+// counting counts the attempts that reach the inner authenticator.
+type counting struct {
+	inner Authenticator
+	n     atomic.Int64
+	err   error // when set, returned instead of asking inner
+}
+
+func (c *counting) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise, error) {
+	c.n.Add(1)
+	if c.err != nil {
+		return nil, c.err
+	}
+	return c.inner.Authenticate(ctx, a)
+}
+
+type guardFixture struct {
+	s     *store.SQL
+	clock *fakeClock
+	inner *counting
+	g     *Guard
+	logs  *logBuffer
+}
+
+func newGuardFixture(t *testing.T, o GuardOptions) *guardFixture {
+	t.Helper()
+	f := &guardFixture{s: openStore(t), clock: newClock()}
+	log, logs := newLog()
+	f.logs = logs
+	f.inner = &counting{inner: newTestLocal(t, f.s, 0, log)}
+	o.Store, o.Name, o.Now, o.Logger = f.s, "local", f.clock.Now, log
+	g, err := NewGuard(f.inner, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.g = g
+	addEnterprise(t, f.s, "acme", mustHash(t, "right-password", cheap), store.StatusActive)
+	return f
+}
+
+func (f *guardFixture) login(u, pw string) (*store.Enterprise, error) {
+	return f.g.Authenticate(context.Background(), Attempt{Username: u, Password: pw, IP: "192.0.2.7"})
+}
+
+func wantLocked(t *testing.T, what string, e *store.Enterprise, err error) {
+	t.Helper()
+	if e != nil || !errors.Is(err, zerr.Unauthorized) || err.Error() != LockedLoginError {
+		t.Fatalf("%s: got %v, %v; want %q", what, e, err, LockedLoginError)
+	}
+}
+
+func TestGuardLockout(t *testing.T) {
+	f := newGuardFixture(t, GuardOptions{})
+	for i := range 5 {
+		e, err := f.login("acme", "wrong-password")
+		wantRefusal(t, fmt.Sprintf("failure %d", i+1), e, err)
+	}
+	// Locked: even the right password is refused, without being checked.
+	calls := f.inner.n.Load()
+	e, err := f.login("acme", "right-password")
+	wantLocked(t, "right password while locked", e, err)
+	f.clock.Add(59 * time.Second)
+	e, err = f.login("acme", "right-password")
+	wantLocked(t, "after 59s", e, err)
+	if f.inner.n.Load() != calls {
+		t.Error("a password was checked while the account was locked")
+	}
+	// After the lock's minute the right password works and resets.
+	f.clock.Add(time.Second)
+	if e, err := f.login("acme", "right-password"); err != nil || e.Username != "acme" {
+		t.Fatalf("after the lock: %v %v", e, err)
+	}
+	if st, _ := f.s.LoginState(context.Background(), "acme"); st != (store.LoginState{}) {
+		t.Errorf("state after success: %+v", st)
+	}
+	evs := auditEvents(t, f.s)
+	got := strings.Join(actions(evs, "login."), " ")
+	want := strings.TrimSpace(strings.Repeat("login.failure ", 5) + "login.locked login.locked login.success")
+	if got != want {
+		t.Errorf("audit actions\n got %s\nwant %s", got, want)
+	}
+	for _, ev := range evs {
+		if !strings.HasPrefix(ev.Action, "login.") {
+			continue
+		}
+		if ev.Subject != "acme" || ev.Actor != "login" || ev.Details["ip"] != "192.0.2.7" || ev.Details["authenticator"] != "local" {
+			t.Errorf("audit event %+v", ev)
+		}
+	}
+	if evs[len(evs)-3].Details["locked_until"] != "2027-03-01T08:01:00Z" || evs[len(evs)-4].Details["reason"] != reasonPassword {
+		t.Errorf("lock details: %+v / %+v", evs[len(evs)-3].Details, evs[len(evs)-4].Details)
+	}
+}
+
+func TestGuardLockoutDoubles(t *testing.T) {
+	f := newGuardFixture(t, GuardOptions{})
+	for range 5 {
+		f.login("acme", "wrong-password")
+	}
+	for _, d := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour} {
+		f.clock.Add(d - time.Second)
+		e, err := f.login("acme", "right-password")
+		wantLocked(t, fmt.Sprintf("1s before the end of a %v lock", d), e, err)
+		f.clock.Add(time.Second)
+		e, err = f.login("acme", "wrong-password") // the next failure doubles
+		wantRefusal(t, fmt.Sprintf("failure after a %v lock", d), e, err)
+	}
+	f.clock.Add(time.Hour)
+	if _, err := f.login("acme", "right-password"); err != nil {
+		t.Fatalf("after the longest lock: %v", err)
+	}
+}
+
+func TestGuardSuccessResets(t *testing.T) {
+	f := newGuardFixture(t, GuardOptions{})
+	for range 4 {
+		f.login("acme", "wrong-password")
+	}
+	if _, err := f.login("acme", "right-password"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		e, err := f.login("acme", "wrong-password")
+		wantRefusal(t, fmt.Sprintf("failure %d after a success", i+1), e, err)
+	}
+	if _, err := f.login("acme", "right-password"); err != nil {
+		t.Fatalf("4 failures after a success locked the account: %v", err)
+	}
+}
+
+// TestGuardNothingTellsAccountsApart: unknown usernames, wrong passwords
+// and disabled accounts get the same text and lock alike.
+func TestGuardNothingTellsAccountsApart(t *testing.T) {
+	f := newGuardFixture(t, GuardOptions{})
+	addEnterprise(t, f.s, "gone", mustHash(t, "right-password", cheap), store.StatusDisabled)
+	for _, u := range []struct{ user, pw string }{{"acme", "wrong-password"}, {"nobody", "right-password"}, {"gone", "right-password"}} {
+		for i := range 5 {
+			e, err := f.login(u.user, u.pw)
+			wantRefusal(t, fmt.Sprintf("%s, attempt %d", u.user, i+1), e, err)
+		}
+		e, err := f.login(u.user, u.pw)
+		wantLocked(t, u.user+" after 5 failures", e, err)
+	}
+	if _, err := f.s.GetEnterprise(context.Background(), "nobody"); !errors.Is(err, zerr.NotFound) {
+		t.Error("locking an unknown username created an enterprise")
+	}
+	reasons := map[string]string{}
+	for _, ev := range auditEvents(t, f.s) {
+		if ev.Action == "login.failure" {
+			reasons[ev.Subject], _ = ev.Details["reason"].(string)
+		}
+	}
+	if reasons["acme"] != reasonPassword || reasons["nobody"] != reasonUnknown || reasons["gone"] != reasonDisabled {
+		t.Errorf("audit reasons for operators: %v", reasons)
+	}
+}
+
+// TestGuardConcurrentAttempts: 40 simultaneous wrong guesses on one
+// account reach the password check at most 5 times.
+func TestGuardConcurrentAttempts(t *testing.T) {
+	f := newGuardFixture(t, GuardOptions{PerIPRate: 1000, PerIPBurst: 1000})
+	var wg sync.WaitGroup
+	var refused, locked atomic.Int64
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.login("acme", fmt.Sprintf("guess-%d", i))
+			switch {
+			case err == nil:
+				t.Error("a guess succeeded")
+			case err.Error() == GenericLoginError:
+				refused.Add(1)
+			case err.Error() == LockedLoginError:
+				locked.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := f.inner.n.Load(); n > 5 || refused.Load() != n || locked.Load() != 40-n {
+		t.Errorf("%d guesses checked (%d refused, %d locked); want at most 5", n, refused.Load(), locked.Load())
+	}
+}
+
+// TestGuardUndecided: an attempt the authenticator cannot decide (login
+// service down) does not count towards the lockout.
+func TestGuardUndecided(t *testing.T) {
+	f := newGuardFixture(t, GuardOptions{})
+	f.inner.err = zerr.New(zerr.Internal, "login service unavailable")
+	for range 10 {
+		if _, err := f.login("acme", "right-password"); !errors.Is(err, zerr.Internal) {
+			t.Fatalf("got %v", err)
+		}
+	}
+	if st, _ := f.s.LoginState(context.Background(), "acme"); st != (store.LoginState{}) {
+		t.Errorf("undecided attempts were counted: %+v", st)
+	}
+	f.inner.err = nil
+	if _, err := f.login("acme", "right-password"); err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(auditEvents(t, f.s), "login."); len(got) != 11 || got[0] != "login.error" || got[10] != "login.success" {
+		t.Errorf("audit %v", got)
+	}
+}
+
+func TestGuardMalformed(t *testing.T) {
+	f := newGuardFixture(t, GuardOptions{})
+	long := strings.Repeat("长", 300)
+	for _, u := range []string{"", "has space", "bad\x00nul", long, "\xff\xfe"} {
+		e, err := f.login(u, "some-password")
+		wantRefusal(t, fmt.Sprintf("username %q", u), e, err)
+	}
+	if f.inner.n.Load() != 0 {
+		t.Error("malformed usernames reached the authenticator")
+	}
+	for _, ev := range auditEvents(t, f.s) {
+		if ev.Action == "login.failure" && (len([]rune(ev.Subject)) > 65 || ev.Details["reason"] != reasonMalformed) {
+			t.Errorf("audit %+v", ev)
+		}
+	}
+}
+
+func TestGuardRateLimit(t *testing.T) {
+	f := newGuardFixture(t, GuardOptions{PerIPRate: 1, PerIPBurst: 3})
+	ctx := context.Background()
+	login := func(ip string) error {
+		_, err := f.g.Authenticate(ctx, Attempt{Username: "acme", Password: "right-password", IP: ip})
+		return err
+	}
+	for i := range 3 {
+		if err := login("198.51.100.1"); err != nil {
+			t.Fatalf("attempt %d within the burst: %v", i+1, err)
+		}
+	}
+	for range 5 {
+		err := login("198.51.100.1")
+		if !errors.Is(err, zerr.Unauthorized) || err.Error() != RateLimitedError {
+			t.Fatalf("beyond the burst: %v", err)
+		}
+	}
+	if err := login("198.51.100.2"); err != nil {
+		t.Errorf("another address: %v", err)
+	}
+	// IPv6: one /64 is one bucket.
+	for i := range 3 {
+		if err := login(fmt.Sprintf("2001:db8:1:2::%x", i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := login("2001:db8:1:2:ffff::9"); err == nil || err.Error() != RateLimitedError {
+		t.Errorf("same /64: %v", err)
+	}
+	if err := login("2001:db8:1:3::1"); err != nil {
+		t.Errorf("another /64: %v", err)
+	}
+	// One token a second.
+	f.clock.Add(time.Second)
+	if err := login("198.51.100.1"); err != nil {
+		t.Errorf("after a second: %v", err)
+	}
+	if err := login("198.51.100.1"); err == nil || err.Error() != RateLimitedError {
+		t.Errorf("second attempt in that second: %v", err)
+	}
+	// One audit event per run of refusals, not one per refusal.
+	var limited []string
+	for _, ev := range auditEvents(t, f.s) {
+		if ev.Action == "login.ratelimited" {
+			limited = append(limited, ev.Details["ip"].(string))
+		}
+	}
+	if strings.Join(limited, " ") != "198.51.100.1 2001:db8:1:2:ffff::9 198.51.100.1" {
+		t.Errorf("rate-limit audit events for %v", limited)
+	}
+	if f.inner.n.Load() != 3+1+3+1+1 {
+		t.Errorf("%d attempts reached the authenticator", f.inner.n.Load())
+	}
+}
+
+func TestIPLimiterMemoryIsBounded(t *testing.T) {
+	log, _ := newLog()
+	l := newIPLimiter(10, 20, 1000, log)
+	now := time.Now()
+	for i := range 50_000 {
+		ip := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+		for range 25 { // exhaust the bucket: not idle
+			l.allow(ip, now)
+		}
+		if len(l.m) > 1000 {
+			t.Fatalf("%d addresses tracked, cap 1000", len(l.m))
+		}
+	}
+	// Idle buckets go at the next sweep.
+	l.allow("192.0.2.1", now.Add(time.Hour))
+	if len(l.m) != 1 {
+		t.Errorf("%d buckets after an hour of quiet", len(l.m))
+	}
+}
+
+func TestIPKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":              "192.0.2.1",
+		"192.0.2.1:5555":         "192.0.2.1",
+		"::ffff:192.0.2.1":       "192.0.2.1",
+		"2001:db8::1":            "2001:db8::/64",
+		"2001:db8::ffff:1":       "2001:db8::/64",
+		"[2001:db8:0:1::1]:443":  "2001:db8:0:1::/64",
+		"fe80::1%eth0":           "fe80::/64",
+		"":                       "?",
+		"not an address":         "?not an address",
+		strings.Repeat("x", 100): "?" + strings.Repeat("x", 64),
+	} {
+		if got := ipKey(in); got != want {
+			t.Errorf("ipKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestNoPasswordInAuditOrLogs: every kind of attempt, then every audit
+// row and every log line is searched for the passwords used.
+func TestNoPasswordInAuditOrLogs(t *testing.T) {
+	f := newGuardFixture(t, GuardOptions{PerIPBurst: 30})
+	b, _ := bcrypt.GenerateFromPassword([]byte("Imported-Pw-7731"), bcrypt.MinCost)
+	addEnterprise(t, f.s, "imported", string(b), store.StatusActive)
+	addEnterprise(t, f.s, "gone", mustHash(t, "Disabled-Pw-5521", cheap), store.StatusDisabled)
+	passwords := []string{"right-password", "Wrong-Pw-1234", "Unknown-Pw-8812", "Imported-Pw-7731", "Disabled-Pw-5521", "Malformed-Pw-9090"}
+	f.login("acme", "right-password")
+	f.login("imported", "Imported-Pw-7731") // upgrade
+	f.login("nobody", "Unknown-Pw-8812")
+	f.login("gone", "Disabled-Pw-5521")
+	f.login("bad user", "Malformed-Pw-9090")
+	for range 6 { // failures, then locked
+		f.login("acme", "Wrong-Pw-1234")
+	}
+	for range 30 { // rate-limited
+		f.login("acme", "Wrong-Pw-1234")
+	}
+	evs := auditEvents(t, f.s)
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		seen[ev.Action] = true
+		raw, _ := json.Marshal(ev)
+		for _, pw := range passwords {
+			if strings.Contains(string(raw), pw) {
+				t.Errorf("audit entry %d holds a password: %s", ev.Seq, raw)
+			}
+		}
+	}
+	for _, a := range []string{"login.success", "login.failure", "login.locked", "login.ratelimited", "enterprise.password.upgrade"} {
+		if !seen[a] {
+			t.Errorf("no %s event among %v", a, seen)
+		}
+	}
+	for _, pw := range passwords {
+		if strings.Contains(f.logs.String(), pw) {
+			t.Errorf("the log holds a password:\n%s", f.logs)
+		}
+	}
+}
+
+func TestNewGuardChecks(t *testing.T) {
+	s := openStore(t)
+	inner := &counting{}
+	for name, o := range map[string]GuardOptions{
+		"no store":    {Name: "local"},
+		"no name":     {Store: s},
+		"negative":    {Store: s, Name: "local", PerIPRate: -1},
+		"max < base":  {Store: s, Name: "local", Lockout: store.LockoutPolicy{Base: time.Hour, Max: time.Minute}},
+		"neg lockout": {Store: s, Name: "local", Lockout: store.LockoutPolicy{Threshold: -1}},
+	} {
+		if _, err := NewGuard(inner, o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := NewGuard(nil, GuardOptions{Store: s, Name: "local"}); err == nil {
+		t.Error("no authenticator: accepted")
+	}
+	g, err := NewGuard(inner, GuardOptions{Store: s, Name: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.lockout != (store.LockoutPolicy{Threshold: 5, Base: time.Minute, Max: time.Hour}) || g.ips.rate != 10 || g.ips.burst != 20 || g.ips.max != 100000 {
+		t.Errorf("defaults: %+v %+v", g.lockout, g.ips)
+	}
+}

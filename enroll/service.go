@@ -1,0 +1,132 @@
+// Package enroll is the enterprise side of zbca: authentication by
+// username and password, the one enrollment service behind every issuance
+// path (operator, admin API, ACME, later the portal and zbcert), and owner
+// actions without a certificate.
+package enroll
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/internal/zerr"
+	"github.com/zbca/zbca/revocation"
+	"github.com/zbca/zbca/store"
+)
+
+// PolicyStore is what the issuance policy reads.
+type PolicyStore interface {
+	IssuancePolicyInfo(ctx context.Context, enterpriseID int64, spki string, since time.Time) (issued int, otherOwner string, err error)
+	GetEnterprise(ctx context.Context, username string) (*store.Enterprise, error)
+}
+
+// Policy is the issuance policy of every path.
+type Policy struct {
+	// MaxActive certificates per enterprise (default 1): a new one revokes
+	// the older ones beyond it as superseded, in the same transaction.
+	MaxActive int
+	// MaxPerDay issuances per enterprise in any 24 hours (default 10).
+	MaxPerDay int
+}
+
+// Service issues and revokes for enterprises. Safe for concurrent use.
+type Service struct {
+	CA     *ca.Authority
+	Store  PolicyStore
+	OCSP   revocation.StatusUpdater // may be nil (CLI without a server)
+	CRL    interface{ Trigger() }   // may be nil
+	Revoke *revocation.Service
+	Policy Policy
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Request asks for a certificate for an enterprise.
+type Request struct {
+	Username string
+	CSR      *x509.CertificateRequest // parsed by ca.ParseCSR (signature checked)
+	// Actor and Channel go into the audit log: "enterprise:acme" / "acme".
+	Actor string
+}
+
+// Issue applies the policy and issues. Refusals are typed: zerr.BadCSR for
+// a refused key, zerr.Policy for a limit, zerr.NotFound/Disabled for the
+// enterprise. Nothing is changed on refusal.
+func (s *Service) Issue(ctx context.Context, r Request) (*ca.Issued, error) {
+	if r.CSR == nil {
+		return nil, zerr.New(zerr.BadCSR, "no CSR")
+	}
+	if err := ca.CheckKey(r.CSR.PublicKey); err != nil {
+		return nil, err
+	}
+	e, err := s.Store.GetEnterprise(ctx, r.Username)
+	if errors.Is(err, zerr.NotFound) {
+		return nil, zerr.New(zerr.NotFound, "enterprise %q does not exist", r.Username)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e.Status != store.StatusActive {
+		return nil, zerr.New(zerr.Disabled, "enterprise %q is disabled", r.Username)
+	}
+	p := s.Policy
+	if p.MaxActive <= 0 {
+		p.MaxActive = 1
+	}
+	if p.MaxPerDay <= 0 {
+		p.MaxPerDay = 10
+	}
+	spki := sha256.Sum256(r.CSR.RawSubjectPublicKeyInfo)
+	issued, other, err := s.Store.IssuancePolicyInfo(ctx, e.ID, hex.EncodeToString(spki[:]), s.now().Add(-24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	if other != "" {
+		return nil, zerr.New(zerr.BadCSR, "this key is already certified for another enterprise: make a new key")
+	}
+	if issued >= p.MaxPerDay {
+		return nil, zerr.New(zerr.Policy, "enterprise %s has had %d certificates in the last 24 hours, the daily limit: try again tomorrow or ask the operator", e.Username, issued)
+	}
+	iss, err := s.CA.Issue(ctx, ca.IssueRequest{CSR: r.CSR, Username: r.Username, Actor: r.Actor, KeepActive: p.MaxActive})
+	if err != nil {
+		return nil, err
+	}
+	// The OCSP responder hears of the new certificate through the CA's
+	// OnIssued hook; the superseded ones are re-signed here, before the
+	// caller gets the new certificate.
+	if len(iss.Superseded) > 0 {
+		if s.OCSP != nil {
+			for _, old := range iss.Superseded {
+				if err := s.OCSP.Update(context.WithoutCancel(ctx), old); err != nil {
+					s.logger().Error("re-signing OCSP for a superseded certificate", "serial", old.Serial, "err", err)
+				}
+			}
+		}
+		if s.CRL != nil {
+			s.CRL.Trigger()
+		}
+		for _, old := range iss.Superseded {
+			s.logger().Info("superseded certificate", "serial", old.Serial, "by", iss.Record.Serial, "enterprise", r.Username)
+		}
+	}
+	return iss, nil
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
