@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -267,4 +268,92 @@ func wrap(s string) string {
 	}
 	b.WriteString(s + "\n")
 	return b.String()
+}
+
+func (in *instance) api(t *testing.T, path string, body any) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := in.httpsClient(t).Post(in.httpsURL()+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// TestOwnerActions: the temporary-computer case: list and revoke with the
+// username and password alone; lockout after repeated wrong passwords.
+func TestOwnerActions(t *testing.T) {
+	openssl := requireTool(t, "openssl")
+	in := newInstance(t, "enroll:\n  policy:\n    max_active: 10\n")
+	in.start()
+	in.mustRun(testPassword+"\n", "enterprise", "add", "acme", "--name", "ACME Ltd", "--password-stdin")
+	in.mustRun(testPassword+"\n", "enterprise", "add", "beta", "--name", "Beta Ltd", "--password-stdin")
+	work := t.TempDir()
+	var serials []string
+	for i, user := range []string{"acme", "acme", "beta"} {
+		key, csr, pemFile := filepath.Join(work, fmt.Sprint(i, ".key")), filepath.Join(work, fmt.Sprint(i, ".csr")), filepath.Join(work, fmt.Sprint(i, ".pem"))
+		if o, err := tool(t, openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-subj", "/CN=x", "-out", csr); err != nil {
+			t.Fatalf("%v %s", err, o)
+		}
+		in.mustRun("", "cert", "issue", "--enterprise", user, "--csr", csr, "--out", pemFile)
+		o, _ := tool(t, openssl, "x509", "-in", pemFile, "-noout", "-serial")
+		serials = append(serials, strings.TrimLeft(strings.ToLower(strings.TrimSpace(strings.TrimPrefix(o, "serial="))), "0"))
+	}
+	code, out := in.api(t, "/api/v1/certificates", map[string]string{"username": "acme", "password": testPassword})
+	if code != 200 || len(out["certificates"].([]any)) != 2 {
+		t.Fatalf("list: %d %v", code, out)
+	}
+	// Another enterprise's serial is "not found", and nothing changes.
+	if code, _ := in.api(t, "/api/v1/revoke", map[string]string{"username": "acme", "password": testPassword, "serial": serials[2], "reason": "keyCompromise"}); code != 404 {
+		t.Errorf("revoking beta's certificate as acme: %d", code)
+	}
+	if code, _ := in.api(t, "/api/v1/revoke", map[string]string{"username": "acme", "password": testPassword, "serial": serials[0], "reason": "cACompromise"}); code != 400 {
+		t.Errorf("a reason an enterprise may not use: %d", code)
+	}
+	code, out = in.api(t, "/api/v1/revoke", map[string]string{"username": "acme", "password": testPassword, "serial": serials[0], "reason": "keyCompromise"})
+	if code != 200 || len(out["revoked"].([]any)) != 1 {
+		t.Fatalf("revoke one: %d %v", code, out)
+	}
+	code, out = in.api(t, "/api/v1/revoke", map[string]string{"username": "acme", "password": testPassword, "serial": "all"})
+	if code != 200 || len(out["revoked"].([]any)) != 1 || out["revoked"].([]any)[0] != serials[1] {
+		t.Fatalf("revoke all: %d %v", code, out)
+	}
+	_, out = in.api(t, "/api/v1/certificates", map[string]string{"username": "acme", "password": testPassword})
+	for _, c := range out["certificates"].([]any) {
+		if c.(map[string]any)["status"] != "revoked" {
+			t.Errorf("after revoke all: %v", c)
+		}
+	}
+	var show struct{ Status string }
+	json.Unmarshal([]byte(in.mustRun("", "cert", "show", serials[2], "--json")), &show)
+	if show.Status != "active" {
+		t.Error("beta's certificate was touched")
+	}
+	// Five wrong passwords lock the account: even the right one is refused
+	// for a while, with a text that does not say whether it exists.
+	for range 5 {
+		if code, out := in.api(t, "/api/v1/certificates", map[string]string{"username": "beta", "password": "not-the-password"}); code != 401 || !strings.Contains(fmt.Sprint(out), "wrong username or password") {
+			t.Fatalf("wrong password: %d %v", code, out)
+		}
+	}
+	code, out = in.api(t, "/api/v1/certificates", map[string]string{"username": "beta", "password": testPassword})
+	if code != 401 || !strings.Contains(fmt.Sprint(out), "try again later") {
+		t.Errorf("locked account with the right password: %d %v", code, out)
+	}
+	// An unknown username locks the same way.
+	for range 5 {
+		in.api(t, "/api/v1/certificates", map[string]string{"username": "ghost", "password": "not-the-password"})
+	}
+	if _, out := in.api(t, "/api/v1/certificates", map[string]string{"username": "ghost", "password": "x-password-1"}); !strings.Contains(fmt.Sprint(out), "try again later") {
+		t.Errorf("unknown username not locked alike: %v", out)
+	}
+	// No audit entry holds a password.
+	audit := in.mustRun("", "audit", "list", "--limit", "1000")
+	if strings.Contains(audit, testPassword) || strings.Contains(audit, "not-the-password") {
+		t.Error("a password is in the audit log")
+	}
+	in.mustRun("", "audit", "verify")
 }

@@ -35,7 +35,7 @@ func TestRevocationWithOpenSSL(t *testing.T) {
 		}
 		in.mustRun("", "cert", "issue", "--enterprise", "acme", "--csr", p(name+".csr"), "--out", p(name+".pem"))
 		o, _ := tool(t, openssl, "x509", "-in", p(name+".pem"), "-noout", "-serial")
-		return strings.ToLower(strings.TrimSpace(strings.TrimPrefix(o, "serial=")))
+		return strings.TrimLeft(strings.ToLower(strings.TrimSpace(strings.TrimPrefix(o, "serial="))), "0")
 	}
 	goodSerial := issue("good")
 	badSerial := issue("bad")
