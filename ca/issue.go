@@ -72,6 +72,9 @@ type IssueRequest struct {
 	// stores the new certificate, the enterprise's older active client
 	// certificates beyond the newest KeepActive (the new one included).
 	KeepActive int
+	// MaxPerDay, when > 0, is the enterprise's daily limit, checked
+	// atomically with journaling the serial.
+	MaxPerDay int
 }
 
 // Issued is the result of an issuance.
@@ -156,6 +159,7 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (_ *Issued, err
 	return a.sign(ctx, signJob{
 		profile: store.ProfileClient, enterpriseID: e.ID, enterprise: e.Username, actor: actor,
 		tmpl: tmpl, pub: req.CSR.PublicKey, notBefore: notBefore, notAfter: notAfter, keep: req.KeepActive,
+		spki: spkiHash(req.CSR.RawSubjectPublicKeyInfo), maxPerDay: req.MaxPerDay,
 	})
 }
 
@@ -189,6 +193,13 @@ type signJob struct {
 	notBefore    time.Time
 	notAfter     time.Time
 	keep         int
+	spki         string
+	maxPerDay    int
+}
+
+func spkiHash(raw []byte) string {
+	s := sha256.Sum256(raw)
+	return hex.EncodeToString(s[:])
 }
 
 // sign runs steps 2–6 of Issue for any profile signed by the issuing CA.
@@ -205,11 +216,15 @@ func (a *Authority) sign(ctx context.Context, j signJob) (*Issued, error) {
 		sh = SerialHex(serial)
 		err = a.opts.Store.JournalSerial(ctx, store.JournalEntry{
 			Serial: sh, EnterpriseID: j.enterpriseID, Profile: j.profile, Issuer: a.issuerID, Node: a.opts.Node, Boot: a.boot,
+			SPKISHA256: j.spki, MaxPerDay: j.maxPerDay,
 		}, store.AuditEvent{Actor: j.actor, Action: "cert.signing", Subject: sh, Details: map[string]any{
 			"profile": j.profile, "enterprise": j.enterprise, "not_after": j.notAfter, "issuer": a.m.Issuing.Name,
 		}})
 		if err == nil {
 			break
+		}
+		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.BadCSR {
+			return nil, err // refused by the policy: nothing was written
 		}
 		if !errors.Is(err, zerr.Conflict) || attempt > 2 {
 			return nil, fmt.Errorf("journaling serial: %w", err)

@@ -92,7 +92,10 @@ func (s *Service) Issue(ctx context.Context, r Request) (*ca.Issued, error) {
 	if issued >= p.MaxPerDay {
 		return nil, zerr.New(zerr.Policy, "enterprise %s has had %d certificates in the last 24 hours, the daily limit: try again tomorrow or ask the operator", e.Username, issued)
 	}
-	iss, err := s.CA.Issue(ctx, ca.IssueRequest{CSR: r.CSR, Username: r.Username, Actor: r.Actor, KeepActive: p.MaxActive})
+	// The checks above answer most refusals early; the store repeats them
+	// atomically with journaling the serial, so concurrent requests cannot
+	// both pass.
+	iss, err := s.CA.Issue(ctx, ca.IssueRequest{CSR: r.CSR, Username: r.Username, Actor: r.Actor, KeepActive: p.MaxActive, MaxPerDay: p.MaxPerDay})
 	if err != nil {
 		return nil, err
 	}

@@ -24,8 +24,11 @@ func (s *SQL) JournalSerial(ctx context.Context, j JournalEntry, ev AuditEvent) 
 		j.CreatedAt = s.now()
 	}
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		_, err := w.exec(ctx, `INSERT INTO issuance_journal(serial, enterprise_id, profile, issuer, node, boot, state, created_at, updated_at) VALUES (?,?,?,?,?,?,'pending',?,?)`,
-			j.Serial, nullID(j.EnterpriseID), j.Profile, j.Issuer, j.Node, j.Boot, nanos(j.CreatedAt), nanos(j.CreatedAt))
+		if err := checkJournalPolicy(ctx, w, &j); err != nil {
+			return err
+		}
+		_, err := w.exec(ctx, `INSERT INTO issuance_journal(serial, enterprise_id, profile, issuer, node, boot, state, created_at, updated_at, spki_sha256) VALUES (?,?,?,?,?,?,'pending',?,?,?)`,
+			j.Serial, nullID(j.EnterpriseID), j.Profile, j.Issuer, j.Node, j.Boot, nanos(j.CreatedAt), nanos(j.CreatedAt), j.SPKISHA256)
 		if isUnique(err) {
 			return zerr.New(zerr.Conflict, "serial %s was already used", j.Serial)
 		}
@@ -288,4 +291,31 @@ func (s *SQL) IssuancePolicyInfo(ctx context.Context, enterpriseID int64, spki s
 		return issued, "", nil
 	}
 	return issued, otherOwner, err
+}
+
+// checkJournalPolicy enforces, inside the journaling transaction, the
+// policy that concurrent requests could otherwise both pass: a key belongs
+// to one enterprise, and the daily limit.
+func checkJournalPolicy(ctx context.Context, w *wtx, j *JournalEntry) error {
+	if j.SPKISHA256 != "" && j.EnterpriseID != 0 {
+		var one int
+		err := w.queryRow(ctx, `SELECT 1 FROM issuance_journal WHERE spki_sha256 = ? AND enterprise_id <> ? AND state <> 'failed' LIMIT 1`, j.SPKISHA256, j.EnterpriseID).Scan(&one)
+		if err == nil {
+			return zerr.New(zerr.BadCSR, "this key is already certified for another enterprise: make a new key")
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	if j.MaxPerDay > 0 && j.EnterpriseID != 0 {
+		var n int
+		if err := w.queryRow(ctx, `SELECT COUNT(*) FROM issuance_journal WHERE enterprise_id = ? AND profile = 'client' AND state <> 'failed' AND created_at >= ?`,
+			j.EnterpriseID, nanos(j.CreatedAt.Add(-24*time.Hour))).Scan(&n); err != nil {
+			return err
+		}
+		if n >= j.MaxPerDay {
+			return zerr.New(zerr.Policy, "the enterprise has had %d certificates in the last 24 hours, the daily limit: try again tomorrow or ask the operator", n)
+		}
+	}
+	return nil
 }

@@ -67,6 +67,13 @@ type JournalEntry struct {
 	State        string
 	Error        string
 	CreatedAt    time.Time
+	// SPKISHA256 of the key to be certified (client certificates): a key
+	// journaled for another enterprise is refused, atomically.
+	SPKISHA256 string
+	// MaxPerDay, when > 0, refuses the serial (zerr.Policy) if the
+	// enterprise already has that many client serials journaled (pending or
+	// issued) in the 24 hours before CreatedAt, atomically.
+	MaxPerDay int
 }
 
 // Certificate is an issued certificate.

@@ -82,8 +82,16 @@ func (s *Server) Register(e *echo.Echo) {
 	g.POST("/cert/:serial", s.getCert)
 	g.POST("/revoke-cert", s.revokeCert)
 	g.POST("/key-change", s.keyChange)
-	// Anything else under /acme is a 404 problem, and GET on POST-only
-	// resources is 405 (RFC 8555 §6.3: POST-as-GET).
+	// GET on POST-only resources is 405 (RFC 8555 §6.3: POST-as-GET).
+	notAllowed := func(c echo.Context) error {
+		c.Response().Header().Set("Allow", "POST")
+		return &Problem{Type: ns + "malformed", Status: http.StatusMethodNotAllowed, Detail: "use POST (POST-as-GET with an empty payload to read)"}
+	}
+	for _, p := range []string{"/new-account", "/acct/:id", "/new-order", "/order/:id", "/order/:id/finalize", "/authz/:id", "/cert/:serial", "/revoke-cert", "/key-change"} {
+		g.GET(p, notAllowed)
+		g.HEAD(p, notAllowed)
+	}
+	// Anything else under /acme is a 404 problem.
 	g.Any("/*", func(c echo.Context) error {
 		return &Problem{Type: ns + "malformed", Status: http.StatusNotFound, Detail: "no such ACME resource"}
 	})

@@ -79,7 +79,7 @@ func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
 	if err := dec.Decode(&f); err != nil || dec.More() {
 		return nil, malformed("the body is not a flattened JWS JSON object")
 	}
-	if len(f.Signatures) > 0 || len(f.Header) > 0 || f.Payload == nil || f.Protected == "" || f.Signature == "" {
+	if len(f.Signatures) > 0 || len(f.Header) > 0 || f.Payload == nil || f.Protected == "" {
 		return nil, malformed("the JWS must be flattened, with a protected header only, a payload and one signature")
 	}
 	hb, err := base64.RawURLEncoding.DecodeString(f.Protected)
@@ -98,6 +98,9 @@ func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
 	}
 	if !algOK {
 		return nil, badSigAlg("algorithm " + quote(h.Alg) + " is not accepted; use ES256, ES384, RS256 or EdDSA")
+	}
+	if f.Signature == "" {
+		return nil, malformed("the JWS has no signature")
 	}
 	if h.Nonce == "" || !s.nonces.use(h.Nonce) {
 		return nil, badNonce("the nonce is unknown, used or expired")

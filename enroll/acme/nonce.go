@@ -9,14 +9,17 @@ import (
 
 // nonces issues single-use, expiring anti-replay nonces (RFC 8555 §6.5).
 // They live in this process's memory; a nonce from another node is
-// answered badNonce with a fresh one, which clients retry.
+// answered badNonce with a fresh one, which clients retry. Every nonce has
+// the same lifetime, so issue order is expiry order: a FIFO queue drops the
+// expired (and, when full, the oldest) in constant time per nonce.
 type nonces struct {
-	mu   sync.Mutex
-	m    map[string]time.Time
-	ttl  time.Duration
-	max  int
-	now  func() time.Time
-	last time.Time
+	mu    sync.Mutex
+	m     map[string]time.Time
+	queue []string
+	head  int
+	ttl   time.Duration
+	max   int
+	now   func() time.Time
 }
 
 func newNonces(ttl time.Duration, max int, now func() time.Time) *nonces {
@@ -30,23 +33,22 @@ func (n *nonces) make() string {
 	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if len(n.m) >= n.max || now.Sub(n.last) > n.ttl {
-		for k, exp := range n.m {
-			if now.After(exp) {
-				delete(n.m, k)
-			}
+	for n.head < len(n.queue) {
+		old := n.queue[n.head]
+		exp, live := n.m[old]
+		if live && now.Before(exp) && len(n.queue)-n.head < n.max {
+			break
 		}
-		n.last = now
-		// Still full of live nonces: drop an arbitrary one (its client
-		// gets badNonce and retries).
-		for k := range n.m {
-			if len(n.m) < n.max {
-				break
-			}
-			delete(n.m, k)
-		}
+		delete(n.m, old)
+		n.queue[n.head] = ""
+		n.head++
+	}
+	if n.head > 1024 && n.head > len(n.queue)/2 {
+		n.queue = append(n.queue[:0], n.queue[n.head:]...)
+		n.head = 0
 	}
 	n.m[s] = now.Add(n.ttl)
+	n.queue = append(n.queue, s)
 	return s
 }
 

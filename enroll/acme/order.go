@@ -122,6 +122,9 @@ func (s *Server) getAuthz(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if !req.postAsGet {
+		return malformed("use POST-as-GET (an empty payload)")
+	}
 	o, err := s.ownOrder(c, req)
 	if err != nil {
 		return err
@@ -189,6 +192,9 @@ func (s *Server) getCert(c echo.Context) error {
 	req, err := s.verify(c, byKID)
 	if err != nil {
 		return err
+	}
+	if !req.postAsGet {
+		return malformed("use POST-as-GET (an empty payload)")
 	}
 	serial, err := ca.NormalizeSerial(c.Param("serial"))
 	if err != nil {
