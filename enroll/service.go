@@ -6,9 +6,7 @@ package enroll
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"time"
@@ -21,7 +19,6 @@ import (
 
 // PolicyStore is what the issuance policy reads.
 type PolicyStore interface {
-	IssuancePolicyInfo(ctx context.Context, enterpriseID int64, spki string, since time.Time) (issued int, otherOwner string, err error)
 	GetEnterprise(ctx context.Context, username string) (*store.Enterprise, error)
 }
 
@@ -81,20 +78,9 @@ func (s *Service) Issue(ctx context.Context, r Request) (*ca.Issued, error) {
 	if p.MaxPerDay <= 0 {
 		p.MaxPerDay = 10
 	}
-	spki := sha256.Sum256(r.CSR.RawSubjectPublicKeyInfo)
-	issued, other, err := s.Store.IssuancePolicyInfo(ctx, e.ID, hex.EncodeToString(spki[:]), s.now().Add(-24*time.Hour))
-	if err != nil {
-		return nil, err
-	}
-	if other != "" {
-		return nil, zerr.New(zerr.BadCSR, "this key is already certified for another enterprise: make a new key")
-	}
-	if issued >= p.MaxPerDay {
-		return nil, zerr.New(zerr.Policy, "enterprise %s has had %d certificates in the last 24 hours, the daily limit: try again tomorrow or ask the operator", e.Username, issued)
-	}
-	// The checks above answer most refusals early; the store repeats them
-	// atomically with journaling the serial, so concurrent requests cannot
-	// both pass.
+	// The daily limit and the key's owner are checked by the store inside
+	// the transaction that journals the serial: atomic, so concurrent
+	// requests cannot both pass, and a refusal writes nothing.
 	iss, err := s.CA.Issue(ctx, ca.IssueRequest{CSR: r.CSR, Username: r.Username, Actor: r.Actor, KeepActive: p.MaxActive, MaxPerDay: p.MaxPerDay})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -22,6 +23,11 @@ func (s *Server) registerAdmin(e *echo.Echo) {
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})))
+	// Profiles for operators chasing a slowdown; behind the admin token.
+	dbg := e.Group("/debug/pprof", s.bearer)
+	dbg.GET("/*", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+	dbg.GET("/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+	dbg.GET("/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
 	g := e.Group("/admin/v1", s.bearer)
 	g.POST("/certificates", s.adminIssue)
 	g.GET("/certificates/:serial", s.adminGetCert)
