@@ -22,6 +22,8 @@ import (
 // CRLStore is what the publisher needs from persistence.
 type CRLStore interface {
 	store.CRLStore
+	// CountRevoked returns how many of issuer's certificates are revoked.
+	CountRevoked(ctx context.Context, issuer string) (int, error)
 }
 
 // PublisherOptions configures NewPublisher.
@@ -113,6 +115,23 @@ func (p *Publisher) Load(ctx context.Context) error {
 			return err
 		default:
 			p.set(newPublished(c))
+		}
+	}
+	// Revocations made while no server ran (zbca cert revoke --offline, or
+	// the CLI without a server) are not in the stored CRL: publish now.
+	for _, is := range p.o.Issuers {
+		cur := p.Get(is.Name)
+		if cur == nil {
+			continue
+		}
+		n, err := p.o.Store.CountRevoked(ctx, is.ID)
+		if err != nil {
+			return err
+		}
+		if n != cur.Entries {
+			if _, err := p.Publish(ctx, is.Name); err != nil {
+				return err
+			}
 		}
 	}
 	return p.publishDue(ctx)

@@ -120,3 +120,28 @@ func TestCRLHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestPublisherCatchesUpOfflineRevocations: revocations made while no
+// server ran (the store alone, as the CLI does) are in the CRL as soon as
+// a publisher loads, not at the next scheduled publication.
+func TestPublisherCatchesUpOfflineRevocations(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	leaf := f.issue(t)
+	offline := &Service{Store: f.st} // no OCSP, no CRL trigger: a CLI process
+	if _, err := offline.Revoke(ctx, leaf.SerialNumber.Text(16), KeyCompromise, "operator", ByOperator); err != nil {
+		t.Fatal(err)
+	}
+	before := f.pub.Get("issuing-1")
+	p2, err := NewPublisher(PublisherOptions{Store: f.st, Issuers: f.a.IssuingCAs(), Root: f.a.RootCRLIssuer(), Interval: time.Hour, Validity: 2 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := p2.Get("issuing-1")
+	if got.Number <= before.Number || got.Entries != 1 {
+		t.Fatalf("after load: CRL %d with %d entries (was %d)", got.Number, got.Entries, before.Number)
+	}
+}

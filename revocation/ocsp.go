@@ -102,8 +102,11 @@ type Responder struct {
 	shards  [shards]shard
 	live    chan struct{}
 	watermk time.Time
-	loaded  atomic.Bool
-	count   atomic.Int64
+	// lastPoll is when the previous poll started: rows committed after it
+	// carry an updated_at at most a commit's duration older.
+	lastPoll time.Time
+	loaded   atomic.Bool
+	count    atomic.Int64
 	// stats, read by metrics
 	Stats Stats
 }
@@ -280,6 +283,7 @@ func (r *Responder) Load(ctx context.Context) error {
 		}
 	}
 	r.watermk = wm
+	r.lastPoll = start
 	r.loaded.Store(true)
 	r.o.Logger.Info("OCSP responder loaded", "certificates", n, "took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -390,7 +394,16 @@ func (r *Responder) poll(ctx context.Context) {
 	var buf []byte
 	changed := 0
 	revoked := false
-	wm, err := r.o.Source.ForEachStatus(ctx, r.watermk.Add(-5*time.Second), func(c store.CertStatus) error {
+	// Overlap a few seconds (commit order and timestamps can differ), but
+	// anchored on the clock of the previous poll, not on the newest row
+	// seen: after a burst of changes the window must not stay on the burst
+	// and be re-read every second.
+	pollStart := r.o.Now()
+	since := r.watermk
+	if r.lastPoll.After(since) {
+		since = r.lastPoll
+	}
+	wm, err := r.o.Source.ForEachStatus(ctx, since.Add(-5*time.Second), func(c store.CertStatus) error {
 		if r.apply(c, &buf) {
 			changed++
 			revoked = revoked || c.Status == store.CertRevoked
@@ -415,6 +428,7 @@ func (r *Responder) poll(ctx context.Context) {
 	if wm.After(r.watermk) {
 		r.watermk = wm
 	}
+	r.lastPoll = pollStart
 	if changed > 0 {
 		r.o.Logger.Info("OCSP picked up changes made elsewhere", "certificates", changed)
 		if revoked && r.o.OnChange != nil {

@@ -385,3 +385,41 @@ func TestOCSPIssuedElsewhere(t *testing.T) {
 		t.Errorf("never-issued answer is cacheable: %q", cc)
 	}
 }
+
+type countingSource struct {
+	StatusSource
+	rows int
+}
+
+func (c *countingSource) ForEachStatus(ctx context.Context, since time.Time, fn func(store.CertStatus) error) (time.Time, error) {
+	return c.StatusSource.ForEachStatus(ctx, since, func(s store.CertStatus) error { c.rows++; return fn(s) })
+}
+
+// TestPollWindowMoves: after a burst of changes the poller does not keep
+// re-reading the burst: its overlap is anchored on the previous poll's
+// clock, not on the newest row.
+func TestPollWindowMoves(t *testing.T) {
+	var src *countingSource
+	clock := time.Now()
+	f := newFixture(t, func(o *ResponderOptions) {
+		src = &countingSource{StatusSource: o.Source}
+		o.Source = src
+		o.Now = func() time.Time { return clock }
+	})
+	for range 3 {
+		f.issue(t)
+	}
+	ctx := context.Background()
+	f.resp.poll(ctx) // sees the burst
+	if src.rows == 0 {
+		t.Fatal("the first poll saw no change")
+	}
+	clock = clock.Add(time.Minute)
+	f.resp.poll(ctx) // overlap: the few seconds before the previous poll
+	src.rows = 0
+	clock = clock.Add(time.Minute)
+	f.resp.poll(ctx)
+	if src.rows != 0 {
+		t.Errorf("a quiet poll a minute later re-read %d rows", src.rows)
+	}
+}

@@ -233,3 +233,11 @@ func (s *SQL) CertStatus(ctx context.Context, serial string) (*CertStatus, error
 	}
 	return &c, nil
 }
+
+// CountRevoked returns how many of issuer's certificates are revoked (an
+// index-only count).
+func (s *SQL) CountRevoked(ctx context.Context, issuer string) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM certificates WHERE status = 'revoked' AND issuer = ?`, issuer).Scan(&n)
+	return n, err
+}
