@@ -203,7 +203,9 @@ func TestOCSPTryLater(t *testing.T) {
 	req := withNonce(t, ocspRequest(t, leaf, f.a.Issuing(), crypto.SHA1), []byte("nonce-nonce-1234"))
 	start := time.Now()
 	rec := post(t, f.resp, req)
-	if d := time.Since(start); d > 50*time.Millisecond+20*time.Millisecond {
+	// A sanity bound only (timing is for benchmarks): the answer comes
+	// after LiveWait, not after the busy worker.
+	if d := time.Since(start); d > time.Second {
 		t.Errorf("tryLater took %s", d)
 	}
 	if !bytes.Equal(rec.Body.Bytes(), ocspder.TryLater) {

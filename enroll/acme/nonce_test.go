@@ -83,7 +83,9 @@ func TestNoncesFullTableIsCheap(t *testing.T) {
 	for range calls {
 		n.make()
 	}
-	if per := time.Since(start) / calls; per > 100*time.Microsecond {
+	// A scan of the full table costs ~2 ms per call here, the queue ~1 µs:
+	// the bound sits far from both so that a busy machine cannot flip it.
+	if per := time.Since(start) / calls; per > 500*time.Microsecond {
 		t.Fatalf("make() takes %v per call with a full table of %d live nonces; it should not depend on the table size", per, max)
 	}
 }
