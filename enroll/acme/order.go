@@ -101,12 +101,9 @@ func (s *Server) ownOrder(c echo.Context, req *request) (*store.ACMEOrder, error
 }
 
 func (s *Server) getOrder(c echo.Context) error {
-	req, err := s.verify(c, byKID)
+	req, err := s.verifyGet(c)
 	if err != nil {
 		return err
-	}
-	if !req.postAsGet {
-		return malformed("use POST-as-GET (an empty payload)")
 	}
 	o, err := s.ownOrder(c, req)
 	if err != nil {
@@ -118,12 +115,9 @@ func (s *Server) getOrder(c echo.Context) error {
 // getAuthz answers the order's one authorization, valid from the start: the
 // EAB by password was the proof of control.
 func (s *Server) getAuthz(c echo.Context) error {
-	req, err := s.verify(c, byKID)
+	req, err := s.verifyGet(c)
 	if err != nil {
 		return err
-	}
-	if !req.postAsGet {
-		return malformed("use POST-as-GET (an empty payload)")
 	}
 	o, err := s.ownOrder(c, req)
 	if err != nil {
@@ -189,12 +183,9 @@ func (s *Server) finalize(c echo.Context) error {
 // getCert downloads a certificate of the account's enterprise with its
 // issuing CA, as application/pem-certificate-chain (RFC 8555 §7.4.2).
 func (s *Server) getCert(c echo.Context) error {
-	req, err := s.verify(c, byKID)
+	req, err := s.verifyGet(c)
 	if err != nil {
 		return err
-	}
-	if !req.postAsGet {
-		return malformed("use POST-as-GET (an empty payload)")
 	}
 	serial, err := ca.NormalizeSerial(c.Param("serial"))
 	if err != nil {
@@ -207,4 +198,17 @@ func (s *Server) getCert(c echo.Context) error {
 	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rec.DER})
 	chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.o.Issuing.Raw})...)
 	return c.Blob(http.StatusOK, "application/pem-certificate-chain", chain)
+}
+
+// verifyGet verifies a POST-as-GET read (RFC 8555 §6.3): signed by the
+// account key, with an empty payload.
+func (s *Server) verifyGet(c echo.Context) (*request, error) {
+	req, err := s.verify(c, byKID)
+	if err != nil {
+		return nil, err
+	}
+	if !req.postAsGet {
+		return nil, malformed("use POST-as-GET (an empty payload)")
+	}
+	return req, nil
 }
