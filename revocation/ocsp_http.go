@@ -2,6 +2,7 @@ package revocation
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"hash/fnv"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zbca/zbca/internal/ocspder"
@@ -71,26 +73,66 @@ func writeOCSP(w http.ResponseWriter, der []byte, a *Answer) {
 	h := w.Header()
 	h["Content-Type"] = ctOCSP
 	if a != nil && a.Cacheable {
-		now := time.Now()
-		maxAge := int(a.NextUpdate.Sub(now).Seconds())
-		if maxAge < 0 {
-			maxAge = 0
+		maxAge := max(a.NextUpdate.Unix()-time.Now().Unix(), 0)
+		h["Cache-Control"] = headerCache.get(cacheControl, maxAge)
+		h["Last-Modified"] = headerCache.get(httpDate, a.ThisUpdate.Unix())
+		h["Expires"] = headerCache.get(httpDate, a.NextUpdate.Unix())
+		tag := a.ETag
+		if tag == 0 {
+			f := fnv.New64a()
+			f.Write(der)
+			tag = f.Sum64()
 		}
-		h["Cache-Control"] = []string{"max-age=" + strconv.Itoa(maxAge) + ", public, no-transform, must-revalidate"}
-		h["Last-Modified"] = []string{a.ThisUpdate.UTC().Format(http.TimeFormat)}
-		h["Expires"] = []string{a.NextUpdate.UTC().Format(http.TimeFormat)}
-		f := fnv.New64a()
-		f.Write(der)
 		var etag [18]byte
 		etag[0], etag[17] = '"', '"'
-		hex.Encode(etag[1:17], f.Sum(nil))
+		var tb [8]byte
+		binary.BigEndian.PutUint64(tb[:], tag)
+		hex.Encode(etag[1:17], tb[:])
 		h["Etag"] = []string{string(etag[:])}
 	} else {
 		h["Cache-Control"] = noStore
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(der))}
+	h["Content-Length"] = headerCache.get(decimal, int64(len(der)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(der)
+}
+
+// Header values that repeat from one response to the next (dates of the
+// same second, the same max-age, the same length) are formatted once.
+// net/http only reads them.
+const (
+	httpDate = iota
+	cacheControl
+	decimal
+	headerKinds
+)
+
+type headerValue struct {
+	n int64
+	v []string
+}
+
+type headerValues [headerKinds][1024]atomic.Pointer[headerValue]
+
+var headerCache headerValues
+
+func (c *headerValues) get(kind int, n int64) []string {
+	slot := &c[kind][uint64(n)%uint64(len(c[kind]))]
+	if hv := slot.Load(); hv != nil && hv.n == n {
+		return hv.v
+	}
+	var s string
+	switch kind {
+	case httpDate:
+		s = time.Unix(n, 0).UTC().Format(http.TimeFormat)
+	case cacheControl:
+		s = "max-age=" + strconv.FormatInt(n, 10) + ", public, no-transform, must-revalidate"
+	default:
+		s = strconv.FormatInt(n, 10)
+	}
+	hv := &headerValue{n: n, v: []string{s}}
+	slot.Store(hv)
+	return hv.v
 }
 
 var (

@@ -19,6 +19,9 @@ type Answer struct {
 	Cacheable  bool
 	ThisUpdate time.Time
 	NextUpdate time.Time
+	// ETag, when not zero, identifies this response among the responses
+	// for the same request (it is taken from the signature).
+	ETag uint64
 }
 
 // Respond answers a parsed request. It never touches the database: known
@@ -31,20 +34,57 @@ func (r *Responder) Respond(req *ocspder.Request, dst []byte) Answer {
 		r.Stats.Unauthorized.Add(1)
 		return Answer{DER: ocspder.Unauthorized}
 	}
-	e := r.get(req.Serial)
-	if e != nil && int(e.issuer) != idx {
-		e = nil // a serial of another CA: not ours under this issuer
+	k, ok := keyOf(req.Serial)
+	if !ok {
+		// Longer than 20 octets: none of ours.
+		return r.respondLive(req, idx, nil, nil, dst)
 	}
-	if e != nil && !req.HasNonce && req.HashAlgorithm == crypto.SHA1 && e.body != nil && time.Now().Unix() < e.nextUpdate {
-		if e.status == ocspder.Revoked {
-			r.Stats.Revoked.Add(1)
-		} else {
-			r.Stats.Good.Add(1)
+	if !req.HasNonce && req.HashAlgorithm == crypto.SHA1 {
+		if a, ok := r.cached(&k, idx, dst); ok {
+			return a
 		}
-		return Answer{DER: e.signer.AppendResponse(dst, e.body), Cacheable: true,
-			ThisUpdate: time.Unix(e.thisUpdate, 0), NextUpdate: time.Unix(e.nextUpdate, 0)}
 	}
-	return r.respondLive(req, idx, e, dst)
+	e, found := r.get(k)
+	if !found || int(e.issuer) != idx {
+		return r.respondLive(req, idx, &k, nil, dst) // a serial of another CA is not ours under this issuer
+	}
+	return r.respondLive(req, idx, &k, &e, dst)
+}
+
+// cached answers from k's pre-signed response, if it has a valid one.
+func (r *Responder) cached(k *serialKey, idx int, dst []byte) (Answer, bool) {
+	sh := r.shardOf(k)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	i, ok := sh.idx[*k]
+	if !ok {
+		return Answer{}, false
+	}
+	e := &sh.ents[i]
+	if int(e.issuer) != idx || !e.signed(time.Now().Unix()) {
+		return Answer{}, false
+	}
+	resp := r.response(k, e)
+	sig := sh.sig(e)
+	der, err := r.signerAt(e.signer).AppendSigned(dst, &resp, sig)
+	if err != nil {
+		return Answer{}, false
+	}
+	if e.status == ocspder.Revoked {
+		r.Stats.Revoked.Add(1)
+	} else {
+		r.Stats.Good.Add(1)
+	}
+	return Answer{DER: der, Cacheable: true, ThisUpdate: time.Unix(e.thisUpdate, 0), NextUpdate: time.Unix(e.nextUpdate, 0), ETag: sigTag(sig)}, true
+}
+
+// sigTag folds the end of a signature into an ETag value.
+func sigTag(sig []byte) uint64 {
+	var t uint64
+	for _, b := range sig[max(0, len(sig)-8):] {
+		t = t<<8 | uint64(b)
+	}
+	return t | 1
 }
 
 var errBusy = errors.New("busy")
@@ -53,32 +93,28 @@ var errBusy = errors.New("busy")
 const notIssuedValidity = 30 * time.Second
 
 // lookup asks the store for a serial missing from memory; a certificate
-// found is added (and signed by the next refresh or on demand).
-func (r *Responder) lookup(serial []byte, idx int) *entry {
+// found is added (and signed by the caller, the next refresh or on demand).
+func (r *Responder) lookup(k *serialKey, idx int) *entry {
 	if r.o.Lookup == nil || r.issuers[idx].isRoot {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.LookupTimeout)
 	defer cancel()
-	c, err := r.o.Lookup(ctx, hexSerial(serial))
+	c, err := r.o.Lookup(ctx, hexSerial(k.bytes()))
 	if err != nil || c == nil {
 		return nil
 	}
 	var buf []byte
-	if !r.apply(*c, &buf) {
-		// Known already (a race with the poller), or of another issuer.
-		if e := r.get(serial); e != nil && int(e.issuer) == idx {
-			return e
-		}
-		return nil
-	}
-	if e := r.get(serial); e != nil && int(e.issuer) == idx {
-		return e
+	r.apply(*c, &buf) // or known already: a race with the poller
+	if e, ok := r.get(*k); ok && int(e.issuer) == idx {
+		return &e
 	}
 	return nil
 }
 
-func (r *Responder) respondLive(req *ocspder.Request, idx int, e *entry, dst []byte) Answer {
+// respondLive signs an answer now. k is nil for a serial that cannot be
+// ours; e is nil when the serial is not in memory.
+func (r *Responder) respondLive(req *ocspder.Request, idx int, k *serialKey, e *entry, dst []byte) Answer {
 	t := time.NewTimer(r.o.LiveWait)
 	select {
 	case r.live <- struct{}{}:
@@ -89,23 +125,35 @@ func (r *Responder) respondLive(req *ocspder.Request, idx int, e *entry, dst []b
 	}
 	defer func() { <-r.live }()
 	r.Stats.Live.Add(1)
+	if e == nil && k != nil {
+		// Not in memory: perhaps issued a moment ago by another process
+		// (the CLI, another node) and not polled yet. Ask the store, with
+		// a deadline short enough that a slow database never stalls the
+		// handshakes behind this request.
+		e = r.lookup(k, idx)
+	}
+	if e != nil && !req.HasNonce && req.HashAlgorithm == crypto.SHA1 {
+		// A known certificate without a valid pre-signed response (after
+		// a start, a change made elsewhere): sign it once for everyone.
+		if _, err := r.signKeep(*k, *e); err != nil {
+			r.o.Logger.Error("signing OCSP response", "serial", hexSerial(req.Serial), "err", err)
+			return Answer{DER: ocspder.InternalError}
+		}
+		if a, ok := r.cached(k, idx, dst); ok {
+			return a
+		}
+		// Changed meanwhile: answer with a signature of its own below.
+	}
 	is := r.issuers[idx]
 	s := is.signer.Load()
 	now := r.o.Now().UTC().Truncate(time.Second)
-	this := now.Add(-time.Minute)
+	this := now.Add(-backdate)
 	resp := &ocspder.Response{
 		HashAlgorithm: req.HashAlgorithm, IssuerNameHash: is.nameHash[req.HashAlgorithm], IssuerKeyHash: is.keyHash[req.HashAlgorithm],
 		Serial: req.Serial, Reason: ocspder.NoReason, ThisUpdate: this, NextUpdate: this.Add(r.o.Validity), ProducedAt: now,
 	}
 	if req.HasNonce {
 		resp.Nonce = req.Nonce
-	}
-	if e == nil {
-		// Not in memory: perhaps issued a moment ago by another process
-		// (the CLI, another node) and not polled yet. Ask the store, with
-		// a deadline short enough that a slow database never stalls the
-		// handshakes behind this request.
-		e = r.lookup(req.Serial, idx)
 	}
 	notIssued := false
 	switch {

@@ -753,3 +753,66 @@ func TestSignerConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestSignatureAppendSigned: a cache that keeps only the signature rebuilds
+// the very response SignBody and AppendResponse make, and x/crypto/ocsp
+// verifies it; a changed field breaks the signature.
+func TestSignatureAppendSigned(t *testing.T) {
+	p := pki(t)
+	s := p.delegatedSigner(t)
+	req, err := ocspder.ParseRequest(p.request(t, crypto.SHA1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range []int{ocspder.Good, ocspder.Revoked} {
+		r := p.response(req, status)
+		if status == ocspder.Revoked {
+			r.RevokedAt, r.Reason = r.ThisUpdate.Add(-time.Hour), 1
+		}
+		sig, err := s.Signature(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sig) > 72 {
+			t.Errorf("P-256 signature of %d octets", len(sig))
+		}
+		out, err := s.AppendSigned([]byte("x"), r, sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out[0] != 'x' {
+			t.Fatal("AppendSigned overwrote dst")
+		}
+		got, err := ocsp.ParseResponseForCert(out[1:], p.leaf, p.issuer)
+		if err != nil {
+			t.Fatalf("status %d: rebuilt response: %v", status, err)
+		}
+		if got.Status != status {
+			t.Errorf("status %d, want %d", got.Status, status)
+		}
+		// The same signature inside SignBody's layout gives the same octets.
+		body, err := s.SignBody(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := s.AppendResponse(nil, body)
+		parsed, err := ocsp.ParseResponse(want, p.issuer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, _ := s.AppendSigned(nil, r, parsed.Signature)
+		if !bytes.Equal(again, want) {
+			t.Errorf("status %d: AppendSigned with SignBody's signature differs from AppendResponse", status)
+		}
+		// Any other field: the signature no longer verifies.
+		r2 := *r
+		r2.ThisUpdate = r.ThisUpdate.Add(time.Second)
+		bad, _ := s.AppendSigned(nil, &r2, sig)
+		if _, err := ocsp.ParseResponseForCert(bad, p.leaf, p.issuer); err == nil {
+			t.Errorf("status %d: a response with another thisUpdate verified with the old signature", status)
+		}
+	}
+	if _, err := s.AppendSigned(nil, &ocspder.Response{}, nil); err == nil {
+		t.Error("AppendSigned accepted an empty response")
+	}
+}

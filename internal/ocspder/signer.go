@@ -147,23 +147,66 @@ func (s *Signer) SignBody(r *Response) ([]byte, error) {
 	if len(b) != tbsSize {
 		panic("ocspder: ResponseData layout mismatch")
 	}
+	sig, err := s.sign(b)
+	if err != nil {
+		return nil, err
+	}
+	return s.appendSignature(b, sig), nil
+}
 
+// Signature validates r and returns only the signature value over its
+// ResponseData: about 72 octets with a P-256 key instead of the ~250 of
+// SignBody. The rest of the body is a function of r and this Signer, so a
+// cache that keeps the fields of r it varies (serial, status, times) and
+// this signature can rebuild the response with AppendSigned, byte for byte.
+func (s *Signer) Signature(r *Response) ([]byte, error) {
+	l, err := layout(r, len(s.responderID))
+	if err != nil {
+		return nil, err
+	}
+	var stack [512]byte
+	tbs := l.appendTBS(stack[:0], r, s.responderID)
+	return s.sign(tbs)
+}
+
+// AppendSigned appends to dst the complete OCSPResponse for r, carrying
+// sig, a result of Signature(r) by this Signer; r must be the same in every
+// field. It allocates only to grow dst.
+func (s *Signer) AppendSigned(dst []byte, r *Response, sig []byte) ([]byte, error) {
+	l, err := layout(r, len(s.responderID))
+	if err != nil {
+		return dst, err
+	}
+	bodyLen := l.size() + len(s.sigAlg) + tlvSize(len(sig)+1)
+	dst = s.appendHead(dst, bodyLen)
+	dst = l.appendTBS(dst, r, s.responderID)
+	dst = s.appendSignature(dst, sig)
+	return append(dst, s.certs...), nil
+}
+
+func (s *Signer) sign(tbs []byte) ([]byte, error) {
 	var sig []byte
+	var err error
 	switch s.hash {
 	case crypto.SHA256:
-		d := sha256.Sum256(b)
+		d := sha256.Sum256(tbs)
 		sig, err = s.key.Sign(rand.Reader, d[:], s.hash)
 	case crypto.SHA384:
-		d := sha512.Sum384(b)
+		d := sha512.Sum384(tbs)
 		sig, err = s.key.Sign(rand.Reader, d[:], s.hash)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("ocspder: signing response: %w", err)
 	}
+	return sig, nil
+}
+
+// appendSignature appends signatureAlgorithm and the signature BIT STRING.
+func (s *Signer) appendSignature(b, sig []byte) []byte {
 	b = append(b, s.sigAlg...)
 	b = appendHeader(b, tagBitString, len(sig)+1)
 	b = append(b, 0) // no unused bits
-	return append(b, sig...), nil
+	return append(b, sig...)
 }
 
 // ResponseLen is the size of the OCSPResponse that AppendResponse makes
@@ -188,7 +231,16 @@ func (s *Signer) sizes(bodyLen int) (basic, respBytes, total int) {
 // BasicOCSPResponse ::= SEQUENCE { body, certs }. body is not checked. It
 // allocates only to grow dst; size dst with ResponseLen to avoid that.
 func (s *Signer) AppendResponse(dst, body []byte) []byte {
-	basic, respBytes, total := s.sizes(len(body))
+	dst = s.appendHead(dst, len(body))
+	dst = append(dst, body...)
+	return append(dst, s.certs...)
+}
+
+// appendHead appends the OCSPResponse headers up to the BasicOCSPResponse
+// SEQUENCE header, for a body (tbsResponseData, signatureAlgorithm,
+// signature) of bodyLen octets; the body and s.certs follow.
+func (s *Signer) appendHead(dst []byte, bodyLen int) []byte {
+	basic, respBytes, total := s.sizes(bodyLen)
 	dst = slices.Grow(dst, total)
 	dst = appendHeader(dst, tagSequence, 3+tlvSize(tlvSize(respBytes)))
 	dst = append(dst, tagEnumerated, 1, 0) // successful
@@ -196,9 +248,7 @@ func (s *Signer) AppendResponse(dst, body []byte) []byte {
 	dst = appendHeader(dst, tagSequence, respBytes)
 	dst = append(dst, oidOCSPBasic...)
 	dst = appendHeader(dst, tagOctetString, tlvSize(basic))
-	dst = appendHeader(dst, tagSequence, basic)
-	dst = append(dst, body...)
-	return append(dst, s.certs...)
+	return appendHeader(dst, tagSequence, basic)
 }
 
 // Sign returns the complete DER OCSPResponse for r: SignBody and
