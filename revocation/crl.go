@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"math/big"
@@ -54,9 +55,15 @@ type Published struct {
 	ThisUpdate time.Time
 	NextUpdate time.Time
 	Entries    int
-	DER        []byte
-	PEM        []byte
-	ETag       string
+	// DER is the CRL; the PEM form is written from it when asked for (at
+	// a million entries it would be 63 MB more to keep).
+	DER  []byte
+	ETag string
+}
+
+// WritePEM writes the CRL in PEM.
+func (p *Published) WritePEM(w io.Writer) error {
+	return pem.Encode(w, &pem.Block{Type: "X509 CRL", Bytes: p.DER})
 }
 
 // Publisher builds, stores and holds the CRLs. Safe for concurrent use.
@@ -233,6 +240,11 @@ func (p *Publisher) Publish(ctx context.Context, name string) (*Published, error
 		// Revoked issuing CAs would be listed here; zbca has none yet.
 		der, err = crlder.BuildEmpty(params)
 	} else {
+		// The count (an index-only query) sizes the output, so that a
+		// million entries are written once, in place.
+		if params.EntriesHint, err = p.o.Store.CountRevoked(ctx, is.ID); err != nil {
+			return nil, fmt.Errorf("counting revoked certificates: %w", err)
+		}
 		var scanErr error
 		seq := func(yield func(crlder.Entry) bool) {
 			var buf []byte
@@ -284,7 +296,6 @@ func newPublished(c *store.CRL) *Published {
 	return &Published{
 		Name: c.Name, Number: c.Number, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate, Entries: c.Entries,
 		DER:  c.DER,
-		PEM:  pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: c.DER}),
 		ETag: `"` + fmt.Sprint(c.Number) + "-" + hex.EncodeToString(sum[:8]) + `"`,
 	}
 }

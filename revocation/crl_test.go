@@ -1,10 +1,13 @@
 package revocation
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -111,8 +114,28 @@ func TestCRLHTTP(t *testing.T) {
 	if r := do("/crl/issuing-1.crl", map[string]string{"If-Modified-Since": rec.Header().Get("Last-Modified")}); r.Code != http.StatusNotModified {
 		t.Errorf("If-Modified-Since: %d", r.Code)
 	}
-	if r := do("/crl/root.pem", nil); r.Code != 200 || r.Header().Get("Content-Type") != "application/x-pem-file" {
-		t.Errorf("root.pem: %d", r.Code)
+	// PEM is written from the DER on request: the same octets as
+	// encoding/pem makes, with a right Content-Length, for CRLs of several
+	// sizes (the last PEM line full or not).
+	for i := 0; i < 3; i++ {
+		for _, name := range []string{"root", "issuing-1"} {
+			r := do("/crl/"+name+".pem", nil)
+			want := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: f.pub.Get(name).DER})
+			if r.Code != 200 || r.Header().Get("Content-Type") != "application/x-pem-file" || !bytes.Equal(r.Body.Bytes(), want) {
+				t.Errorf("%s.pem: %d %q, %d octets, want %d", name, r.Code, r.Header().Get("Content-Type"), r.Body.Len(), len(want))
+			}
+			if cl := r.Header().Get("Content-Length"); cl != strconv.Itoa(len(want)) {
+				t.Errorf("%s.pem: Content-Length %s for %d octets", name, cl, len(want))
+			}
+		}
+		f.issue(t)
+		leaf := f.issue(t)
+		if _, err := f.svc.Revoke(context.Background(), leaf.SerialNumber.Text(16), KeyCompromise, "test", ByOperator); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.pub.Publish(context.Background(), "issuing-1"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, p := range []string{"/crl/nope.crl", "/crl/issuing-1.der", "/crl/..%2Fsecrets", "/crl/issuing-1"} {
 		if r := do(p, nil); r.Code != 404 {

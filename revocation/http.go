@@ -47,10 +47,27 @@ func RegisterCRL(e *echo.Echo, p *Publisher, now func() time.Time) {
 			return c.NoContent(http.StatusNotModified)
 		}
 		if ext == "pem" {
-			return c.Blob(http.StatusOK, "application/x-pem-file", pub.PEM)
+			// 64 base64 characters and a newline per 48 octets, and the
+			// BEGIN/END lines.
+			n := len(pub.DER)
+			hd.Set("Content-Length", strconv.Itoa(n/48*65+pemTail(n%48)+len("-----BEGIN X509 CRL-----\n-----END X509 CRL-----\n")))
+			hd.Set("Content-Type", "application/x-pem-file")
+			c.Response().WriteHeader(http.StatusOK)
+			if req.Method == http.MethodHead {
+				return nil
+			}
+			return pub.WritePEM(c.Response())
 		}
 		return c.Blob(http.StatusOK, "application/pkix-crl", pub.DER)
 	}
 	e.GET("/crl/:file", h)
 	e.HEAD("/crl/:file", h)
+}
+
+// pemTail is the size of the last PEM line for r (< 48) remaining octets.
+func pemTail(r int) int {
+	if r == 0 {
+		return 0
+	}
+	return (r+2)/3*4 + 1
 }

@@ -542,3 +542,39 @@ func TestLarge(t *testing.T) {
 	}
 	checkCRL(t, der, p, es)
 }
+
+// TestEntriesHint: with a count hint the entries are written in place; the
+// TBSCertList is the same octets as without it, whether the hint is right,
+// too high, too low (the in-place buffer overflows into chunks) or zero
+// entries arrive.
+func TestEntriesHint(t *testing.T) {
+	for name, ca := range issuers(t) {
+		for _, tc := range []struct{ n, hint int }{{1000, 1000}, {1000, 5000}, {1000, 10}, {5000, 1}, {0, 100}, {3, 3}} {
+			t.Run(fmt.Sprintf("%s/%d-entries-hint-%d", name, tc.n, tc.hint), func(t *testing.T) {
+				p := params(ca)
+				var es []Entry
+				next := genEntries(tc.n, 3)
+				for e, ok := next(); ok; e, ok = next() {
+					e.Serial = bytes.Clone(e.Serial)
+					es = append(es, e)
+				}
+				plain, err := Build(p, Entries(es))
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.EntriesHint = tc.hint
+				hinted, err := Build(p, Entries(es))
+				if err != nil {
+					t.Fatal(err)
+				}
+				a, b := checkCRL(t, plain, p, es), checkCRL(t, hinted, p, es)
+				if !bytes.Equal(a.RawTBSRevocationList, b.RawTBSRevocationList) {
+					t.Error("TBSCertList differs with the hint")
+				}
+				if len(hinted) != cap(hinted) {
+					t.Errorf("result has %d spare octets of capacity that the caller could write into", cap(hinted)-len(hinted))
+				}
+			})
+		}
+	}
+}

@@ -26,6 +26,11 @@ type chunks struct {
 	cur  []byte
 	n    int // bytes in full and cur
 
+	// lead octets before the entries of the first buffer are kept free for
+	// the headers, and tail octets after them for the signature, when the
+	// buffer was reserved with a count (Params.EntriesHint).
+	lead, tail int
+
 	lastSec int64 // cache of the previous revocationDate, by Unix second
 	lastLen int
 	lastEnc [17]byte
@@ -57,7 +62,7 @@ func (c *chunks) appendEntry(e *Entry) error {
 	if e.Reason != 0 {
 		n += len(reasonExt) + 1
 	}
-	if cap(c.cur)-len(c.cur) < maxEntryLen {
+	if cap(c.cur)-len(c.cur) < maxEntryLen+c.tail {
 		c.grow()
 	}
 	b := append(c.cur, tagSequence, byte(n), tagInteger, byte(intLen))
@@ -75,10 +80,32 @@ func (c *chunks) appendEntry(e *Entry) error {
 	return nil
 }
 
+// reserve makes the first buffer large enough for entries entries of the
+// largest size, with lead free octets before them and tail after.
+func (c *chunks) reserve(lead, entries, tail int) {
+	c.lead, c.tail = lead, tail
+	c.cur = make([]byte, lead, lead+entries*maxEntryLen+tail)
+}
+
+// whole returns the single buffer holding every entry after its lead, with
+// at least tail octets of spare capacity; false if the entries did not fit.
+func (c *chunks) whole() ([]byte, bool) {
+	if c.lead == 0 || len(c.full) > 0 || cap(c.cur)-len(c.cur) < c.tail {
+		return nil, false
+	}
+	return c.cur, true
+}
+
 // grow moves to a new buffer, doubling the size up to maxChunk.
 func (c *chunks) grow() {
 	size := minChunk
 	if c.cur != nil {
+		if c.lead > 0 {
+			// The reserved buffer is full after all: drop its lead and
+			// carry on in chunks.
+			c.cur = c.cur[c.lead:]
+			c.lead, c.tail = 0, 0
+		}
 		c.full = append(c.full, c.cur)
 		size = min(2*cap(c.cur), maxChunk)
 	}
@@ -90,8 +117,8 @@ func (c *chunks) each(f func([]byte)) {
 	for _, b := range c.full {
 		f(b)
 	}
-	if len(c.cur) > 0 {
-		f(c.cur)
+	if len(c.cur) > c.lead {
+		f(c.cur[c.lead:])
 	}
 }
 

@@ -243,12 +243,46 @@ func (h *header) sign(digest []byte) ([]byte, error) {
 	return sig, nil
 }
 
+// lead is the most the CertificateList and TBSCertList headers, the prefix
+// and the revokedCertificates header can take before the first entry.
+func (h *header) lead() int { return 3*maxHeaderLen + len(h.prefix) }
+
+// tail is the most the suffix, the signature algorithm and the signature
+// BIT STRING can take after the last entry.
+func (h *header) tail() int { return len(h.suffix) + len(h.alg) + maxHeaderLen + 1 + maxSigLen }
+
+const (
+	maxHeaderLen = 6    // tag and a length of up to 4 octets
+	maxSigLen    = 1024 // RSA-8192, more than any key zbca accepts
+)
+
 // assemble writes CertificateList ::= SEQUENCE { tbsCertList,
 // signatureAlgorithm, signatureValue BIT STRING } (RFC 5280 §5.1.1).
 func (h *header) assemble(l tbsLayout, ents *chunks, sig []byte) ([]byte, error) {
 	bitsLen := 1 + len(sig)
 	content := l.n + len(h.alg) + headerLen(bitsLen) + bitsLen
 	total := headerLen(content) + content
+	if buf, ok := ents.whole(); ok && len(sig) <= maxSigLen {
+		// In place: the headers go into the lead, right before the
+		// entries, and the rest after them.
+		var head []byte
+		head = appendHeader(head, tagSequence, content)
+		head = append(head, l.seqHdr...)
+		head = append(head, h.prefix...)
+		head = append(head, l.revokedHdr...)
+		start := ents.lead - len(head)
+		copy(buf[start:], head)
+		out := append(buf, h.suffix...)
+		out = append(out, h.alg...)
+		out = appendHeader(out, tagBitString, bitsLen)
+		out = append(out, 0)
+		out = append(out, sig...)
+		out = out[start:]
+		if len(out) != total {
+			return nil, zerr.New(zerr.Internal, "crl: encoded %d bytes, expected %d", len(out), total)
+		}
+		return out[:total:total], nil
+	}
 	out := make([]byte, 0, total)
 	out = appendHeader(out, tagSequence, content)
 	h.eachTBS(l, ents, func(b []byte) { out = append(out, b...) })
