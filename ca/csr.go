@@ -19,6 +19,23 @@ const MaxCSRSize = 64 << 10
 // REQUEST") or DER and checks its signature and key. Every failure is of
 // kind zerr.BadCSR with a message for the caller.
 func ParseCSR(b []byte) (*x509.CertificateRequest, error) {
+	csr, err := DecodeCSR(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, zerr.Wrap(zerr.BadCSR, err, "CSR signature does not verify")
+	}
+	if err := CheckKey(csr.PublicKey); err != nil {
+		return nil, err
+	}
+	return csr, nil
+}
+
+// DecodeCSR is ParseCSR without the signature and key checks, for a caller
+// that hands the CSR straight to Authority.Issue, which makes them (step 1)
+// before anything is written.
+func DecodeCSR(b []byte) (*x509.CertificateRequest, error) {
 	if len(b) == 0 {
 		return nil, zerr.New(zerr.BadCSR, "empty CSR")
 	}
@@ -42,12 +59,6 @@ func ParseCSR(b []byte) (*x509.CertificateRequest, error) {
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
 		return nil, zerr.Wrap(zerr.BadCSR, err, "malformed CSR")
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, zerr.Wrap(zerr.BadCSR, err, "CSR signature does not verify")
-	}
-	if err := CheckKey(csr.PublicKey); err != nil {
-		return nil, err
 	}
 	return csr, nil
 }

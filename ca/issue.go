@@ -75,6 +75,14 @@ type IssueRequest struct {
 	// MaxPerDay, when > 0, is the enterprise's daily limit, checked
 	// atomically with journaling the serial.
 	MaxPerDay int
+	// Enterprise, when set, is Username's record as the caller just read
+	// it; Issue checks it as it would its own read, and saves that read.
+	Enterprise *store.Enterprise
+	// ACMEOrder, when set, is the ACME order finalized by this issuance:
+	// its status moves with the journal and the certificate (see
+	// store.JournalEntry.ACMEOrder); an order that is not ready refuses the
+	// issuance with store.ErrOrderNotReady before anything is signed.
+	ACMEOrder string
 }
 
 // Issued is the result of an issuance.
@@ -127,12 +135,15 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (_ *Issued, err
 	if err := CheckKey(req.CSR.PublicKey); err != nil {
 		return nil, err
 	}
-	e, err := a.opts.Store.GetEnterprise(ctx, req.Username)
-	if err != nil {
-		if errors.Is(err, zerr.NotFound) {
-			return nil, zerr.New(zerr.NotFound, "enterprise %q does not exist", req.Username)
+	e := req.Enterprise
+	if e == nil || e.Username != req.Username {
+		var err error
+		if e, err = a.opts.Store.GetEnterprise(ctx, req.Username); err != nil {
+			if errors.Is(err, zerr.NotFound) {
+				return nil, zerr.New(zerr.NotFound, "enterprise %q does not exist", req.Username)
+			}
+			return nil, err
 		}
-		return nil, err
 	}
 	if e.Status != store.StatusActive {
 		return nil, zerr.New(zerr.Disabled, "enterprise %q is disabled", req.Username)
@@ -159,7 +170,7 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (_ *Issued, err
 	return a.sign(ctx, signJob{
 		profile: store.ProfileClient, enterpriseID: e.ID, enterprise: e.Username, actor: actor,
 		tmpl: tmpl, pub: req.CSR.PublicKey, notBefore: notBefore, notAfter: notAfter, keep: req.KeepActive,
-		spki: spkiHash(req.CSR.RawSubjectPublicKeyInfo), maxPerDay: req.MaxPerDay,
+		spki: spkiHash(req.CSR.RawSubjectPublicKeyInfo), maxPerDay: req.MaxPerDay, acmeOrder: req.ACMEOrder,
 	})
 }
 
@@ -195,6 +206,7 @@ type signJob struct {
 	keep         int
 	spki         string
 	maxPerDay    int
+	acmeOrder    string
 }
 
 func spkiHash(raw []byte) string {
@@ -216,15 +228,15 @@ func (a *Authority) sign(ctx context.Context, j signJob) (*Issued, error) {
 		sh = SerialHex(serial)
 		err = a.opts.Store.JournalSerial(ctx, store.JournalEntry{
 			Serial: sh, EnterpriseID: j.enterpriseID, Profile: j.profile, Issuer: a.issuerID, Node: a.opts.Node, Boot: a.boot,
-			SPKISHA256: j.spki, MaxPerDay: j.maxPerDay,
+			SPKISHA256: j.spki, MaxPerDay: j.maxPerDay, ACMEOrder: j.acmeOrder,
 		}, store.AuditEvent{Actor: j.actor, Action: "cert.signing", Subject: sh, Details: map[string]any{
 			"profile": j.profile, "enterprise": j.enterprise, "not_after": j.notAfter, "issuer": a.m.Issuing.Name,
 		}})
 		if err == nil {
 			break
 		}
-		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.BadCSR {
-			return nil, err // refused by the policy: nothing was written
+		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.BadCSR || errors.Is(err, store.ErrOrderNotReady) {
+			return nil, err // refused by the policy or the order: nothing was written
 		}
 		if !errors.Is(err, zerr.Conflict) || attempt > 2 {
 			return nil, fmt.Errorf("journaling serial: %w", err)

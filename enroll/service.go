@@ -46,9 +46,14 @@ type Service struct {
 // Request asks for a certificate for an enterprise.
 type Request struct {
 	Username string
-	CSR      *x509.CertificateRequest // parsed by ca.ParseCSR (signature checked)
+	// CSR from ca.ParseCSR or ca.DecodeCSR: the CA checks its signature
+	// and key before anything is written.
+	CSR *x509.CertificateRequest
 	// Actor and Channel go into the audit log: "enterprise:acme" / "acme".
 	Actor string
+	// ACMEOrder is the ACME order this issuance finalizes, if any (see
+	// ca.IssueRequest.ACMEOrder).
+	ACMEOrder string
 }
 
 // Issue applies the policy and issues. Refusals are typed: zerr.BadCSR for
@@ -81,7 +86,8 @@ func (s *Service) Issue(ctx context.Context, r Request) (*ca.Issued, error) {
 	// The daily limit and the key's owner are checked by the store inside
 	// the transaction that journals the serial: atomic, so concurrent
 	// requests cannot both pass, and a refusal writes nothing.
-	iss, err := s.CA.Issue(ctx, ca.IssueRequest{CSR: r.CSR, Username: r.Username, Actor: r.Actor, KeepActive: p.MaxActive, MaxPerDay: p.MaxPerDay})
+	iss, err := s.CA.Issue(ctx, ca.IssueRequest{CSR: r.CSR, Username: r.Username, Actor: r.Actor, KeepActive: p.MaxActive, MaxPerDay: p.MaxPerDay,
+		Enterprise: e, ACMEOrder: r.ACMEOrder})
 	if err != nil {
 		return nil, err
 	}

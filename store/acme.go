@@ -68,6 +68,11 @@ type ACMEStore interface {
 
 var _ ACMEStore = (*SQL)(nil)
 
+// ErrOrderNotReady refuses a serial journaled for an ACME order
+// (JournalEntry.ACMEOrder) that is not ready: being finalized, finalized,
+// invalid or expired. Nothing was written.
+var ErrOrderNotReady = zerr.New(zerr.Conflict, "the order is not ready")
+
 // AddEABKey implements ACMEStore.
 func (s *SQL) AddEABKey(ctx context.Context, k *EABKey, ev AuditEvent) error {
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {

@@ -24,6 +24,9 @@ func (s *SQL) JournalSerial(ctx context.Context, j JournalEntry, ev AuditEvent) 
 		j.CreatedAt = s.now()
 	}
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if err := processOrderTx(ctx, w, &j); err != nil {
+			return err
+		}
 		if err := checkJournalPolicy(ctx, w, &j); err != nil {
 			return err
 		}
@@ -65,6 +68,10 @@ func (s *SQL) storeCertTx(ctx context.Context, w *wtx, c *Certificate, ev AuditE
 		return fmt.Errorf("storing certificate: %w", err)
 	}
 	c.CreatedAt = now
+	// The ACME order finalized by this serial, if any, becomes valid now.
+	if _, err := w.exec(ctx, qOrderValid, nanos(now), c.Serial); err != nil {
+		return fmt.Errorf("updating order: %w", err)
+	}
 	return w.appendAudit(ctx, ev)
 }
 
@@ -73,6 +80,9 @@ func (s *SQL) FailSerial(ctx context.Context, serial, reason string, ev AuditEve
 	now := s.now()
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
 		if _, err := w.exec(ctx, `UPDATE issuance_journal SET state = 'failed', error = ?, updated_at = ? WHERE serial = ? AND state = 'pending'`, reason, nanos(now), serial); err != nil {
+			return err
+		}
+		if _, err := w.exec(ctx, qOrderFailed, reason, nanos(now), serial); err != nil {
 			return err
 		}
 		return w.appendAudit(ctx, ev)
@@ -103,6 +113,11 @@ func (s *SQL) RecoverJournal(ctx context.Context, node string, live []string) (i
 		n, _ = res.RowsAffected()
 		if n == 0 {
 			return nil
+		}
+		// Their ACME orders will never get a certificate.
+		if _, err := w.tx.ExecContext(ctx, `UPDATE acme_orders SET status = 'invalid', error = 'process ended before the certificate was stored', updated_at = ?
+			WHERE status = 'processing' AND EXISTS (SELECT 1 FROM issuance_journal j WHERE j.serial = acme_orders.serial AND j.state = 'failed')`, nanos(now)); err != nil {
+			return err
 		}
 		return w.appendAudit(ctx, AuditEvent{Actor: "system", Action: "journal.recover", Subject: node,
 			Details: map[string]any{"failed": n}})
@@ -279,13 +294,47 @@ func (s *SQL) StoreCertificateSuperseding(ctx context.Context, c *Certificate, e
 	return superseded, nil
 }
 
+// The ACME order moves with its serial (JournalEntry.ACMEOrder); orders in
+// flight are found by serial through the partial index
+// acme_orders_processing.
+const (
+	qOrderProcessing = `UPDATE acme_orders SET status = 'processing', serial = ?, updated_at = ? WHERE id = ? AND status = 'ready' AND expires_at > ?`
+	qOrderValid      = `UPDATE acme_orders SET status = 'valid', updated_at = ? WHERE serial = ? AND status = 'processing'`
+	qOrderFailed     = `UPDATE acme_orders SET status = 'invalid', error = ?, updated_at = ? WHERE serial = ? AND status = 'processing'`
+)
+
+// processOrderTx moves j's ACME order, if any, from ready to processing
+// with j's serial, in the journaling transaction.
+func processOrderTx(ctx context.Context, w *wtx, j *JournalEntry) error {
+	if j.ACMEOrder == "" {
+		return nil
+	}
+	res, err := w.exec(ctx, qOrderProcessing, j.Serial, nanos(j.CreatedAt), j.ACMEOrder, nanos(j.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("updating order: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrOrderNotReady
+	}
+	return nil
+}
+
+// The journal policy's queries. Each must search an index, never scan the
+// journal (TestJournalPolicyPlans): the spki_sha256 <> ” term lets SQLite
+// use the partial index issuance_journal_spki with a bound parameter.
+const (
+	qKeyOwnedElsewhere = `SELECT 1 FROM issuance_journal WHERE spki_sha256 = ? AND spki_sha256 <> '' AND enterprise_id <> ? AND state <> 'failed' LIMIT 1`
+	// Counting stops at the limit: the cost is bounded by it.
+	qIssuedToday = `SELECT COUNT(*) FROM (SELECT 1 FROM issuance_journal WHERE enterprise_id = ? AND profile = 'client' AND state <> 'failed' AND created_at >= ? LIMIT ?)`
+)
+
 // checkJournalPolicy enforces, inside the journaling transaction, the
 // policy that concurrent requests could otherwise both pass: a key belongs
 // to one enterprise, and the daily limit.
 func checkJournalPolicy(ctx context.Context, w *wtx, j *JournalEntry) error {
 	if j.SPKISHA256 != "" && j.EnterpriseID != 0 {
 		var one int
-		err := w.queryRow(ctx, `SELECT 1 FROM issuance_journal WHERE spki_sha256 = ? AND enterprise_id <> ? AND state <> 'failed' LIMIT 1`, j.SPKISHA256, j.EnterpriseID).Scan(&one)
+		err := w.queryRow(ctx, qKeyOwnedElsewhere, j.SPKISHA256, j.EnterpriseID).Scan(&one)
 		if err == nil {
 			return zerr.New(zerr.BadCSR, "this key is already certified for another enterprise: make a new key")
 		}
@@ -295,8 +344,7 @@ func checkJournalPolicy(ctx context.Context, w *wtx, j *JournalEntry) error {
 	}
 	if j.MaxPerDay > 0 && j.EnterpriseID != 0 {
 		var n int
-		// Counting stops at the limit: the cost is bounded by it.
-		if err := w.queryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM issuance_journal WHERE enterprise_id = ? AND profile = 'client' AND state <> 'failed' AND created_at >= ? LIMIT ?)`,
+		if err := w.queryRow(ctx, qIssuedToday,
 			j.EnterpriseID, nanos(j.CreatedAt.Add(-24*time.Hour)), j.MaxPerDay).Scan(&n); err != nil {
 			return err
 		}

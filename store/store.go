@@ -74,6 +74,13 @@ type JournalEntry struct {
 	// enterprise already has that many client serials journaled (pending or
 	// issued) in the 24 hours before CreatedAt, atomically.
 	MaxPerDay int
+	// ACMEOrder, when set, is the ACME order this serial finalizes
+	// (RFC 8555 §7.1.6): in the journaling transaction it moves from ready
+	// (and unexpired) to processing with this serial, or the serial is
+	// refused with ErrOrderNotReady. Storing the certificate makes the
+	// order valid, failing the serial makes it invalid, each in the same
+	// transaction.
+	ACMEOrder string
 }
 
 // Certificate is an issued certificate.

@@ -182,8 +182,10 @@ func (s *Server) account(c echo.Context) error {
 		b, _ := json.Marshal(*p.Contact)
 		a.Contact = string(b)
 	}
-	if err := s.o.Store.UpdateACMEAccount(c.Request().Context(), a, store.AuditEvent{Actor: "acme:" + a.ID, Action: "acme.account.update", Subject: a.ID,
-		Details: map[string]any{"status": a.Status}}); err != nil {
+	err = s.o.Store.UpdateACMEAccount(c.Request().Context(), a, store.AuditEvent{Actor: "acme:" + a.ID, Action: "acme.account.update", Subject: a.ID,
+		Details: map[string]any{"status": a.Status}})
+	s.accounts.drop(a.ID)
+	if err != nil {
 		return err
 	}
 	return s.writeAccount(c, a, http.StatusOK)
@@ -244,8 +246,10 @@ func (s *Server) keyChange(c echo.Context) error {
 		return &Problem{Type: ns + "malformed", Status: http.StatusConflict, Detail: "another account has the new key"}
 	}
 	newJWK, _ := hdr.JSONWebKey.MarshalJSON()
-	if err := s.o.Store.ChangeACMEAccountKey(c.Request().Context(), req.account.ID, oldTP, newTP, string(newJWK), store.AuditEvent{
-		Actor: "acme:" + req.account.ID, Action: "acme.account.keychange", Subject: req.account.ID, Details: map[string]any{"thumbprint": newTP}}); err != nil {
+	err = s.o.Store.ChangeACMEAccountKey(c.Request().Context(), req.account.ID, oldTP, newTP, string(newJWK), store.AuditEvent{
+		Actor: "acme:" + req.account.ID, Action: "acme.account.keychange", Subject: req.account.ID, Details: map[string]any{"thumbprint": newTP}})
+	s.accounts.drop(req.account.ID)
+	if err != nil {
 		return err
 	}
 	req.account.Thumbprint = newTP

@@ -10,6 +10,7 @@ package acme
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -40,14 +41,21 @@ type Options struct {
 	OrderLifetime time.Duration
 	// NonceLifetime (default 10m).
 	NonceLifetime time.Duration
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// AccountCacheTTL bounds how long an account read from the store is
+	// used without reading it again (default 1m; negative: no cache). The
+	// server's own account changes take effect at once.
+	AccountCacheTTL time.Duration
+	Logger          *slog.Logger
+	Now             func() time.Time
 }
 
 // Server is the ACME server. Safe for concurrent use.
 type Server struct {
-	o      Options
-	nonces *nonces
+	o          Options
+	nonces     *nonces
+	accounts   *accountCache
+	issued     *issuedCache
+	issuingPEM []byte
 }
 
 // New checks its options.
@@ -64,7 +72,15 @@ func New(o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Server{o: o, nonces: newNonces(o.NonceLifetime, 1_000_000, o.Now)}
+	if o.AccountCacheTTL == 0 {
+		o.AccountCacheTTL = time.Minute
+	}
+	s := &Server{o: o, nonces: newNonces(o.NonceLifetime, 1_000_000, o.Now), issued: newIssuedCache(4096)}
+	s.accounts = &accountCache{load: o.Store.GetACMEAccount, ttl: o.AccountCacheTTL, max: 100_000, now: o.Now, m: make(map[string]cachedAccount)}
+	if o.Issuing != nil {
+		s.issuingPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: o.Issuing.Raw})
+	}
+	return s
 }
 
 // Register mounts /acme/* on e (the HTTPS listener).

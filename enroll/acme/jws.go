@@ -137,7 +137,7 @@ func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
 		if !ok {
 			return nil, accountDoesNotExist("the kid is not an account URL of this server")
 		}
-		acct, err := s.o.Store.GetACMEAccount(r.Context(), id)
+		acct, k, err := s.accounts.get(r.Context(), id)
 		if errors.Is(err, zerr.NotFound) {
 			return nil, accountDoesNotExist("no such account")
 		}
@@ -147,11 +147,7 @@ func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
 		if acct.Status != "valid" {
 			return nil, unauthorized("the account is " + acct.Status)
 		}
-		var k jose.JSONWebKey
-		if err := k.UnmarshalJSON([]byte(acct.JWK)); err != nil {
-			return nil, err
-		}
-		req.jwk, req.account = &k, acct
+		req.jwk, req.account = k, acct
 	}
 	payload, err := jws.Verify(req.jwk.Key)
 	if err != nil {

@@ -128,9 +128,13 @@ func (s *Server) getAuthz(c echo.Context) error {
 	})
 }
 
-// finalize (RFC 8555 §7.4): the CSR's subject is ignored; its key is
-// checked by the enrollment policy. The order moves ready → processing →
-// valid, so a repeated finalize never issues twice.
+// finalize (RFC 8555 §7.4): the CSR's subject is ignored; its signature
+// and key are checked by the CA and the enrollment policy. The order moves
+// ready → processing in the transaction that journals the serial, so a
+// repeated finalize never issues twice, and processing → valid in the one
+// that stores the certificate (processing → invalid if the serial fails).
+// A CSR or a policy refusal writes nothing: the order stays ready for
+// another CSR.
 func (s *Server) finalize(c echo.Context) error {
 	req, err := s.verify(c, byKID)
 	if err != nil {
@@ -153,28 +157,25 @@ func (s *Server) finalize(c echo.Context) error {
 	if err != nil || len(der) == 0 {
 		return badCSR("csr is not base64url DER")
 	}
-	csr, err := ca.ParseCSR(der)
+	csr, err := ca.DecodeCSR(der)
 	if err != nil {
 		return badCSR(err.Error())
 	}
 	ctx := c.Request().Context()
-	if err := s.o.Store.SetACMEOrderStatus(ctx, o.ID, "ready", "processing", "", ""); err != nil {
+	iss, err := s.o.Enroll.Issue(ctx, enroll.Request{Username: req.account.Username, CSR: csr, Actor: "acme:" + req.account.ID, ACMEOrder: o.ID})
+	switch {
+	case errors.Is(err, store.ErrOrderNotReady):
 		return orderNotReady("the order is being finalized or was finalized")
-	}
-	iss, err := s.o.Enroll.Issue(ctx, enroll.Request{Username: req.account.Username, CSR: csr, Actor: "acme:" + req.account.ID})
-	bg := context.WithoutCancel(ctx)
-	if err != nil {
-		if k := zerr.KindOf(err); k == zerr.BadCSR || k == zerr.Policy {
-			// The client may send another CSR.
-			_ = s.o.Store.SetACMEOrderStatus(bg, o.ID, "processing", "ready", "", "")
-			return err
-		}
-		_ = s.o.Store.SetACMEOrderStatus(bg, o.ID, "processing", "invalid", "", err.Error())
+	case err != nil && (zerr.KindOf(err) == zerr.BadCSR || zerr.KindOf(err) == zerr.Policy):
+		return err // the client may send another CSR
+	case err != nil:
+		// Refused before its serial was journaled (the enterprise is gone
+		// or disabled), the order is still ready; after, the failed serial
+		// made it invalid already.
+		_ = s.o.Store.SetACMEOrderStatus(context.WithoutCancel(ctx), o.ID, "ready", "invalid", "", err.Error())
 		return err
 	}
-	if err := s.o.Store.SetACMEOrderStatus(bg, o.ID, "processing", "valid", iss.Record.Serial, ""); err != nil {
-		return err
-	}
+	s.issued.put(iss.Record.Serial, iss.Record.EnterpriseID, iss.Record.DER)
 	o.Status, o.Serial = "valid", iss.Record.Serial
 	c.Response().Header().Set("Location", s.orderURL(c, o.ID))
 	return c.JSON(http.StatusOK, s.orderJSON(c, o))
@@ -191,12 +192,17 @@ func (s *Server) getCert(c echo.Context) error {
 	if err != nil {
 		return malformed(err.Error())
 	}
-	rec, err := s.o.Store.GetCertificate(c.Request().Context(), serial)
-	if err != nil || rec.EnterpriseID != req.account.EnterpriseID {
+	ic, ok := s.issued.get(serial)
+	if !ok {
+		if rec, err := s.o.Store.GetCertificate(c.Request().Context(), serial); err == nil {
+			ic, ok = issuedCert{enterpriseID: rec.EnterpriseID, der: rec.DER}, true
+		}
+	}
+	if !ok || ic.enterpriseID != req.account.EnterpriseID {
 		return &Problem{Type: ns + "malformed", Status: http.StatusNotFound, Detail: "no such certificate"}
 	}
-	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rec.DER})
-	chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.o.Issuing.Raw})...)
+	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ic.der})
+	chain = append(chain, s.issuingPEM...)
 	return c.Blob(http.StatusOK, "application/pem-certificate-chain", chain)
 }
 

@@ -43,6 +43,7 @@ func main() {
 	userFmt := flag.String("user", "bench%04d", "username format (enterprise index)")
 	perClient := flag.Int("enterprises", 1, "acme mode: enterprises (and accounts) per client, used in turn, so that each stays within the daily limit as real enterprises do")
 	password := flag.String("password", "bench-password-123", "password of every bench enterprise")
+	accountsFile := flag.String("accounts", "", "acme mode: a file of the accounts set up (key and URL): read if it exists, written after the set-up otherwise, so that runs against copies of one database (and the same listener address) skip the set-up")
 	flag.Parse()
 
 	pem, err := os.ReadFile(*rootFile)
@@ -94,7 +95,15 @@ func main() {
 	// Set-up (not measured): one ACME account per client.
 	// clients[i][j] is client i's account for enterprise i*perClient+j.
 	clients := make([][]*acme.Client, *conc)
-	if *mode == "acme" {
+	if *mode == "acme" && *accountsFile != "" {
+		if saved, err := loadAccounts(*accountsFile, *conc, *perClient, *base, hc); err == nil {
+			clients = saved
+			log.Printf("read %d accounts from %s", *conc**perClient, *accountsFile)
+		} else if !os.IsNotExist(err) {
+			log.Fatal(err)
+		}
+	}
+	if *mode == "acme" && clients[0] == nil {
 		var swg sync.WaitGroup
 		var setupErr atomic.Value
 		for i := range clients {
@@ -123,6 +132,11 @@ func main() {
 			log.Fatal(err)
 		}
 		log.Printf("set up %d accounts", *conc**perClient)
+		if *accountsFile != "" {
+			if err := saveAccounts(*accountsFile, clients); err != nil {
+				log.Fatal(err)
+			}
+		}
 	}
 	start := time.Now()
 	deadline := start.Add(*dur)
