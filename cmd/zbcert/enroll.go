@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zbca/zbca/zbcert"
+)
+
+// p12Flags are the PKCS#12 options shared by enroll, reissue and renew.
+type p12Flags struct {
+	file    string
+	profile string
+	install bool
+}
+
+func (f *p12Flags) add(c *cobra.Command) {
+	c.Flags().StringVar(&f.file, "p12", "", "also write the certificate and key as a password-protected PKCS#12 (.p12/.pfx) file")
+	c.Flags().StringVar(&f.profile, "p12-profile", "", "PKCS#12 encryption: modern (AES) or legacy (3DES, for macOS and old Windows); default for this OS: "+string(zbcert.DefaultP12Profile(runtime.GOOS)))
+	c.Flags().BoolVar(&f.install, "install", false, "import the certificate into this computer's store (Windows: certutil; macOS: login keychain; Linux: ~/.pki/nssdb with pk12util)")
+}
+
+func (a *app) issuer(ctx context.Context) (*zbcert.Issuer, error) {
+	cfg, root, err := a.home.LoadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return &zbcert.Issuer{Home: a.home, Client: zbcert.NewClient(cfg.Server, root)}, nil
+}
+
+func (a *app) enrollCmd() *cobra.Command {
+	var user string
+	var rsaKey bool
+	var p p12Flags
+	c := &cobra.Command{
+		Use:   "enroll --user USERNAME",
+		Short: "get a client certificate with the enterprise's username and password",
+		Long: `enroll makes a key on this computer (ECDSA P-256, or RSA-2048 with --rsa), trades
+the enterprise's username and password for an ACME External Account Binding and
+gets the certificate over ACME. The key is stored encrypted (PKCS#8) in the
+config directory, with a random passphrase in secrets/key-passphrase (0600)
+beside it: use export to move the certificate to another computer.
+
+The password is asked without echo; --password-stdin reads it from the first
+line of standard input (and the PKCS#12 password, with --p12, from the second).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.obtain(cmd.Context(), user, rsaKey, p, false)
+		},
+	}
+	c.Flags().StringVar(&user, "user", "", "the enterprise's username (required)")
+	c.Flags().BoolVar(&rsaKey, "rsa", false, "make an RSA-2048 key instead of ECDSA P-256")
+	c.Flags().BoolVar(&a.passwordStdin, "password-stdin", false, "read the password(s) from standard input, one per line")
+	p.add(c)
+	_ = c.MarkFlagRequired("user")
+	return c
+}
+
+func (a *app) reissueCmd() *cobra.Command {
+	var user string
+	var rsaKey bool
+	var p p12Flags
+	c := &cobra.Command{
+		Use:   "reissue --user USERNAME",
+		Short: "new key and certificate when the old one is lost, damaged or expired; the older ones are revoked",
+		Long: `reissue is the legacy "重新申请证书": with the username and password (no old
+certificate needed) it makes a new key, gets a new certificate, then revokes
+every other active certificate of the enterprise as superseded and removes the
+old local copies.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.obtain(cmd.Context(), user, rsaKey, p, true)
+		},
+	}
+	c.Flags().StringVar(&user, "user", "", "the enterprise's username (required)")
+	c.Flags().BoolVar(&rsaKey, "rsa", false, "make an RSA-2048 key instead of ECDSA P-256")
+	c.Flags().BoolVar(&a.passwordStdin, "password-stdin", false, "read the password(s) from standard input, one per line")
+	p.add(c)
+	_ = c.MarkFlagRequired("user")
+	return c
+}
+
+// obtain is enroll and reissue.
+func (a *app) obtain(ctx context.Context, user string, rsaKey bool, p p12Flags, reissue bool) error {
+	profile, err := zbcert.ParseP12Profile(p.profile, runtime.GOOS)
+	if err != nil {
+		return err
+	}
+	is, err := a.issuer(ctx)
+	if err != nil {
+		return err
+	}
+	pw, err := a.password(user)
+	if err != nil {
+		return err
+	}
+	p12pw, err := a.p12Password(p)
+	if err != nil {
+		return err
+	}
+	old, _ := a.home.Certs()
+	key, err := zbcert.NewKey(rsaKey)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	chain, err := is.Obtain(ctx, user, pw, key)
+	if err != nil {
+		return err
+	}
+	e, err := a.home.SaveCert(key, chain)
+	if err != nil {
+		return err
+	}
+	a.printf("enroll.done", e.Leaf().Subject.String(), e.Serial, e.Leaf().NotAfter.Local().Format(time.DateOnly), e.Dir)
+	if reissue {
+		if err := a.supersede(ctx, is, user, pw, e, old); err != nil {
+			return err
+		}
+	}
+	return a.writeP12(ctx, e, key, chain, p, p12pw, profile)
+}
+
+// supersede revokes the enterprise's other active certificates (the
+// server's policy may already have done so) and removes their local copies.
+func (a *app) supersede(ctx context.Context, is *zbcert.Issuer, user, pw string, keep *zbcert.Entry, old []*zbcert.Entry) error {
+	remote, err := is.Client.Certificates(ctx, user, pw)
+	if err != nil {
+		return err
+	}
+	var done []string
+	for _, r := range remote {
+		if r.Status != "active" || r.Serial == keep.Serial {
+			continue
+		}
+		revoked, err := is.Client.Revoke(ctx, user, pw, r.Serial, "superseded")
+		var ae *zbcert.APIError
+		if errors.As(err, &ae) && ae.Status == 409 { // revoked meanwhile
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		done = append(done, revoked...)
+	}
+	if len(done) > 0 {
+		a.printf("superseded.done", strings.Join(done, ", "))
+	}
+	for _, e := range old {
+		if e.User() == user && e.Serial != keep.Serial {
+			if err := a.home.RemoveCert(e); err == nil {
+				a.printf("renew.removed", e.Serial)
+			}
+		}
+	}
+	return nil
+}
+
+func (a *app) p12Password(p p12Flags) (string, error) {
+	if p.file == "" && !p.install {
+		return "", nil
+	}
+	return a.newP12Password()
+}
+
+func (a *app) writeP12(ctx context.Context, e *zbcert.Entry, key crypto.Signer, chain []*x509.Certificate, p p12Flags, pw string, profile zbcert.P12Profile) error {
+	if p.file == "" && !p.install {
+		return nil
+	}
+	file := p.file
+	if file == "" {
+		file = e.Dir + "/cert.p12"
+	}
+	if err := a.home.Export(e, file, pw, profile); err != nil {
+		return err
+	}
+	a.printf("p12.written", file, profile)
+	if p.install {
+		where, err := zbcert.InstallP12(ctx, file, pw)
+		if err != nil {
+			return fmt.Errorf("installing %s: %w", file, err)
+		}
+		a.printf("p12.installed", where)
+	}
+	return nil
+}
+
+func (a *app) renewCmd() *cobra.Command {
+	var serial, user string
+	var rsaKey bool
+	var p p12Flags
+	c := &cobra.Command{
+		Use:   "renew [--serial S | --user USERNAME]",
+		Short: "replace a local certificate before it expires (new key; no password when the ACME account is remembered)",
+		Long: `renew gets a new certificate, with a new key, for the user of a local
+certificate, through the ACME account remembered at enroll (no password then;
+otherwise it is asked). The server supersedes the old certificate under its
+policy; the old local copy is removed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			old, err := a.chooseLocal(serial, user)
+			if err != nil {
+				return err
+			}
+			profile, err := zbcert.ParseP12Profile(p.profile, runtime.GOOS)
+			if err != nil {
+				return err
+			}
+			is, err := a.issuer(ctx)
+			if err != nil {
+				return err
+			}
+			pw := ""
+			if a.passwordStdin {
+				if pw, err = a.password(old.User()); err != nil {
+					return err
+				}
+			}
+			p12pw, err := a.p12Password(p)
+			if err != nil {
+				return err
+			}
+			key, err := zbcert.NewKey(rsaKey)
+			if err != nil {
+				return err
+			}
+			chain, err := is.Obtain(ctx, old.User(), pw, key)
+			if errors.Is(err, zbcert.ErrNeedPassword) && pw == "" {
+				if pw, err = a.password(old.User()); err != nil {
+					return err
+				}
+				chain, err = is.Obtain(ctx, old.User(), pw, key)
+			}
+			if err != nil {
+				return err
+			}
+			e, err := a.home.SaveCert(key, chain)
+			if err != nil {
+				return err
+			}
+			a.printf("enroll.done", e.Leaf().Subject.String(), e.Serial, e.Leaf().NotAfter.Local().Format(time.DateOnly), e.Dir)
+			if err := a.home.RemoveCert(old); err == nil {
+				a.printf("renew.removed", old.Serial)
+			}
+			return a.writeP12(ctx, e, key, chain, p, p12pw, profile)
+		},
+	}
+	c.Flags().StringVar(&serial, "serial", "", "the local certificate to renew (see zbcert list)")
+	c.Flags().StringVar(&user, "user", "", "renew the newest local certificate of this username")
+	c.Flags().BoolVar(&rsaKey, "rsa", false, "make an RSA-2048 key instead of ECDSA P-256")
+	c.Flags().BoolVar(&a.passwordStdin, "password-stdin", false, "read the password(s) from standard input, one per line")
+	p.add(c)
+	return c
+}
+
+// chooseLocal finds one local certificate by serial, by user (the newest),
+// or the only one.
+func (a *app) chooseLocal(serial, user string) (*zbcert.Entry, error) {
+	if serial != "" {
+		return a.home.FindCert(serial)
+	}
+	list, err := a.home.Certs()
+	if err != nil && len(list) == 0 {
+		return nil, err
+	}
+	var match []*zbcert.Entry
+	for _, e := range list {
+		if user == "" || e.User() == user {
+			match = append(match, e)
+		}
+	}
+	switch {
+	case len(match) == 0:
+		return nil, errors.New(a.lang.T("err.nolocal"))
+	case len(match) > 1 && user == "":
+		return nil, errors.New(a.lang.T("err.choose"))
+	}
+	return match[0], nil
+}
