@@ -6,14 +6,11 @@ import (
 	"encoding/base64"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/zbca/zbca/ca"
-	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
@@ -98,25 +95,7 @@ type CertificateJSON struct {
 }
 
 func (a *API) list(c echo.Context, username string) ([]CertificateJSON, error) {
-	certs, err := a.Store.ListCertificates(c.Request().Context(), store.CertFilter{Username: username, Profile: store.ProfileClient, Limit: 1000})
-	if err != nil {
-		return nil, err
-	}
-	now := a.now()
-	out := []CertificateJSON{}
-	for _, r := range certs {
-		j := CertificateJSON{Serial: r.Serial, Status: r.Status, FingerprintSHA256: r.FingerprintSHA256, NotBefore: r.NotBefore, NotAfter: r.NotAfter,
-			DaysLeft: int(math.Floor(r.NotAfter.Sub(now).Hours() / 24))}
-		if r.Status == store.CertActive && now.After(r.NotAfter) {
-			j.Status = "expired"
-		}
-		if r.Status == store.CertRevoked {
-			t := r.RevokedAt
-			j.RevokedAt, j.RevocationReason = &t, revocation.Reason(r.RevocationReason).String()
-		}
-		out = append(out, j)
-	}
-	return out, nil
+	return ownerCertificates(c.Request().Context(), a.Store, username, a.now())
 }
 
 // certificates: POST /api/v1/certificates {username, password} → the
@@ -146,56 +125,17 @@ func (a *API) revoke(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	reason := revocation.Unspecified
-	if req.Reason != "" {
-		if reason, err = revocation.ParseReason(req.Reason); err != nil {
-			return err
-		}
-	}
-	if !reason.SubscriberMay() {
-		return zerr.New(zerr.BadRequest, "reason %s may not be chosen by an enterprise (unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation)", reason)
+	reason, err := subscriberReason(req.Reason)
+	if err != nil {
+		return err
 	}
 	list, err := a.list(c, e.Username)
 	if err != nil {
 		return err
 	}
-	var targets []string
-	if req.Serial == "all" {
-		for _, j := range list {
-			if j.Status == store.CertActive {
-				targets = append(targets, j.Serial)
-			}
-		}
-	} else {
-		serial, err := ca.NormalizeSerial(req.Serial)
-		if err != nil {
-			return err
-		}
-		owned := false
-		for _, j := range list {
-			owned = owned || j.Serial == serial
-		}
-		if !owned {
-			// Same answer for "not yours" and "does not exist".
-			return zerr.New(zerr.NotFound, "no certificate %s for this enterprise", serial)
-		}
-		targets = []string{serial}
-	}
-	var revoked []string
-	for _, serial := range targets {
-		if _, err := a.Revocation.Revoke(c.Request().Context(), serial, reason, "enterprise:"+e.Username, revocation.BySubscriber); err != nil {
-			if zerr.KindOf(err) == zerr.Conflict && req.Serial != "all" {
-				return zerr.New(zerr.Conflict, "certificate %s is already revoked", serial)
-			}
-			if zerr.KindOf(err) != zerr.Conflict {
-				return err
-			}
-			continue
-		}
-		revoked = append(revoked, serial)
-	}
-	if revoked == nil {
-		revoked = []string{}
+	revoked, err := revokeOwned(c.Request().Context(), a.Revocation, list, e.Username, req.Serial, reason)
+	if err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"enterprise": e.Username, "revoked": revoked, "reason": reason.String()})
 }

@@ -27,7 +27,8 @@ func (a *app) enterpriseCmd() *cobra.Command {
 		Short:   "Manage enterprise accounts",
 	}
 	cmd.AddCommand(a.enterpriseAddCmd(), a.enterpriseImportCmd(), a.enterpriseListCmd(), a.enterpriseShowCmd(),
-		a.enterpriseStatusCmd("disable", store.StatusDisabled), a.enterpriseStatusCmd("enable", store.StatusActive), a.enterprisePasswdCmd())
+		a.enterpriseStatusCmd("disable", store.StatusDisabled), a.enterpriseStatusCmd("enable", store.StatusActive), a.enterprisePasswdCmd(),
+		a.enterpriseSetCmd())
 	return cmd
 }
 
@@ -219,8 +220,12 @@ func (a *app) enterpriseShowCmd() *cobra.Command {
 				}
 				return json.NewEncoder(a.stdout).Encode(out)
 			}
-			fmt.Fprintf(a.stdout, "username  %s\nname      %s\nid        %s\nstatus    %s\ncreated   %s\nupdated   %s\ncertificates: %d\n",
-				e.Username, e.Name, e.Code, e.Status, e.CreatedAt.Local().Format(time.RFC3339), e.UpdatedAt.Local().Format(time.RFC3339), len(certs))
+			keygen, err := st.ServerKeygen(cmd.Context(), e.Username)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "username  %s\nname      %s\nid        %s\nstatus    %s\ncreated   %s\nupdated   %s\nserver-side keygen  %s\ncertificates: %d\n",
+				e.Username, e.Name, e.Code, e.Status, e.CreatedAt.Local().Format(time.RFC3339), e.UpdatedAt.Local().Format(time.RFC3339), onOff(keygen), len(certs))
 			printCertTable(a.stdout, certs, time.Now())
 			return nil
 		},
@@ -281,4 +286,46 @@ func (a *app) enterprisePasswdCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from the first line of standard input")
 	return cmd
+}
+
+func (a *app) enterpriseSetCmd() *cobra.Command {
+	var serverKeygen bool
+	cmd := &cobra.Command{
+		Use:   "set USERNAME --server-keygen[=false]",
+		Short: "Change an enterprise account's settings",
+		Long: `set changes an account's settings:
+
+  --server-keygen   let the portal generate the key pair on the server and
+                    hand it out in a PKCS#12 file (off by default: the key
+                    is made in the browser). The server never stores or logs
+                    the key; turn it on only for users whose browser cannot.`,
+		Example: `  zbca enterprise set acme --server-keygen
+  zbca enterprise set acme --server-keygen=false`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("server-keygen") {
+				return errors.New("nothing to set: give --server-keygen or --server-keygen=false")
+			}
+			st, err := a.loadStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := st.SetServerKeygen(cmd.Context(), args[0], serverKeygen, store.AuditEvent{Actor: "operator", Action: "enterprise.set", Subject: args[0],
+				Details: map[string]any{"server_keygen": serverKeygen}}); err != nil {
+				return userError(err)
+			}
+			fmt.Fprintf(a.stdout, "server-side key generation for %s is now %s\n", args[0], onOff(serverKeygen))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&serverKeygen, "server-keygen", false, "allow server-side key generation in the portal")
+	return cmd
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
