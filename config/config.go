@@ -43,6 +43,7 @@ type Config struct {
 	CRL       CRL    `yaml:"crl"`
 	OCSP      OCSP   `yaml:"ocsp"`
 	Enroll    Enroll `yaml:"enroll"`
+	Verify    Verify `yaml:"verify"`
 
 	publicURLDefaulted bool
 }
@@ -261,6 +262,7 @@ func Default() Config {
 			Policy:        EnrollPolicy{MaxActive: 1, MaxPerDay: 10},
 			EABLifetime:   Duration{10 * time.Minute},
 		},
+		Verify: DefaultVerify(),
 	}
 }
 
@@ -466,6 +468,7 @@ func (c *Config) Validate() error {
 		bad("ocsp.nonce_workers", "%d is outside 0–1024", c.OCSP.NonceWorkers)
 	}
 	c.Enroll.validate(bad)
+	c.Verify.validate(bad)
 	return errors.Join(errs...)
 }
 

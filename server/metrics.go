@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/zbca/zbca/revocation"
+	"github.com/zbca/zbca/verify"
 )
 
 // Metrics are the Prometheus collectors of one server.
@@ -55,6 +56,19 @@ func (m *Metrics) WatchOCSP(r *revocation.Responder) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "zbca_ocsp_certificates", Help: "Certificates the OCSP responder knows.",
 	}, func() float64 { return float64(r.Count()) }))
+}
+
+// WatchVerify exports the verification API's answers by result and the
+// size of its certificate cache.
+func (m *Metrics) WatchVerify(v *verify.Service) {
+	for _, r := range verify.Results {
+		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "zbca_verify_total", Help: "Verification API answers by result.", ConstLabels: prometheus.Labels{"result": string(r)},
+		}, func() float64 { return float64(v.Count(r)) }))
+	}
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "zbca_verify_cached_certificates", Help: "Parsed and verified certificates in the verification cache.",
+	}, func() float64 { return float64(v.CacheLen()) }))
 }
 
 // ObserveIssuance is ca.Options.Observe.

@@ -25,6 +25,7 @@ import (
 	"github.com/zbca/zbca/internal/web"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
+	"github.com/zbca/zbca/verify"
 )
 
 // Store is what the listeners read.
@@ -48,6 +49,10 @@ type Options struct {
 	Enroll *enroll.Service
 	API    *enroll.API
 	ACME   *acme.Server
+	// Portal serves the enrollment pages at / (a bare page without it).
+	Portal *enroll.Portal
+	// Verify serves the verification API on the HTTPS listener when set.
+	Verify *verify.Handler
 	// AdminToken is the bearer token of /admin/v1/*.
 	AdminToken []byte
 	Registry   *prometheus.Registry

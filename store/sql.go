@@ -59,6 +59,7 @@ type SQL struct {
 	sendMu   sync.RWMutex
 	isClosed bool
 	ckDone   chan struct{}
+	rstmts   sync.Map // query → *sql.Stmt on r (stmt.go)
 }
 
 var (

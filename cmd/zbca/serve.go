@@ -21,6 +21,7 @@ import (
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/server"
 	"github.com/zbca/zbca/store"
+	"github.com/zbca/zbca/verify"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -176,11 +177,22 @@ func (a *app) serve(parent context.Context) error {
 	es := a.enrollService(st, auth, svc)
 	es.OCSP, es.CRL = resp, pub
 	api := &enroll.API{Auth: authn, Store: st, Revocation: svc, EABLifetime: a.cfg.Enroll.EABLifetime.Duration, Logger: a.log}
+	portal, err := enroll.NewPortal(enroll.PortalOptions{Auth: authn, Enroll: es, Store: st, Revocation: svc,
+		DownloadsDir: filepath.Join(a.cfg.DataDir, "downloads"), Logger: a.log})
+	if err != nil {
+		return err
+	}
 	acmeSrv := acme.New(acme.Options{Store: st, Enroll: es, Revocation: svc, Issuing: auth.Issuing(), Logger: a.log})
+	vs, err := a.verifyService(st, auth)
+	if err != nil {
+		return err
+	}
+	metrics.WatchVerify(vs)
+	vh := verify.NewHandler(vs, verify.HandlerOptions{CertHeader: a.cfg.Verify.NginxCertHeader, UserHeader: a.cfg.Verify.NginxUserHeader})
 	srv, err := server.New(server.Options{
 		HTTPAddr: a.cfg.Listen.HTTP, HTTPSAddr: a.cfg.Listen.HTTPS, AdminAddr: a.cfg.Listen.Admin,
 		CA: auth, Store: st, AdminToken: token, Registry: metrics.Registry, Logger: a.log,
-		Revocation: svc, CRLs: pub, OCSP: resp, Enroll: es, API: api, ACME: acmeSrv,
+		Revocation: svc, CRLs: pub, OCSP: resp, Enroll: es, API: api, ACME: acmeSrv, Portal: portal, Verify: vh,
 	})
 	if err != nil {
 		return err

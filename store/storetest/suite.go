@@ -28,6 +28,8 @@ type Store interface {
 	store.CRLStore
 	store.Logins
 	store.PasswordUpgrader
+	store.APIKeys
+	store.RevocationReader
 	Close() error
 }
 
@@ -55,6 +57,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ConcurrentLogins", func(t *testing.T) { testConcurrentLogins(t, h) })
 	t.Run("PruneLogins", func(t *testing.T) { testPruneLogins(t, h) })
 	t.Run("UpgradePasswordHash", func(t *testing.T) { testUpgradePasswordHash(t, h) })
+	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, h) })
+	t.Run("ConcurrentAPIKeyRevoke", func(t *testing.T) { testConcurrentAPIKeyRevoke(t, h) })
+	t.Run("CertRevocation", func(t *testing.T) { testCertRevocation(t, h) })
 }
 
 func ev(action, subject string) store.AuditEvent {
