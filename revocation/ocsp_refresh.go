@@ -13,21 +13,62 @@ import (
 	"github.com/zbca/zbca/store"
 )
 
+// countHinter is implemented by sources that can say about how many
+// certificates a full scan will return (store.SQL).
+type countHinter interface {
+	CertificateCountHint(ctx context.Context) (int, error)
+}
+
 // Load reads every certificate's status from the source. Responses are
 // signed in the background by Run (and on demand meanwhile), so that a
-// restart with a million certificates serves within seconds.
+// restart with a million certificates serves within seconds: the tables
+// are sized from the source's count up front, and the source's scan and
+// the table inserts run side by side.
 func (r *Responder) Load(ctx context.Context) error {
 	start := time.Now()
+	if h, ok := r.o.Source.(countHinter); ok {
+		if n, err := h.CertificateCountHint(ctx); err == nil && n > 0 {
+			r.reserve(n)
+		}
+	}
+	batches := make(chan []store.CertStatus, 4)
+	spare := make(chan []store.CertStatus, 8)
+	var wm time.Time
+	var scanErr error
+	go func() {
+		defer close(batches)
+		batch := make([]store.CertStatus, 0, loadBatch)
+		wm, scanErr = r.o.Source.ForEachStatus(ctx, time.Time{}, func(c store.CertStatus) error {
+			batch = append(batch, c)
+			if len(batch) == loadBatch {
+				batches <- batch
+				select {
+				case batch = <-spare:
+				default:
+					batch = make([]store.CertStatus, 0, loadBatch)
+				}
+			}
+			return nil
+		})
+		if len(batch) > 0 {
+			batches <- batch
+		}
+	}()
 	n := 0
 	var buf []byte
-	wm, err := r.o.Source.ForEachStatus(ctx, time.Time{}, func(c store.CertStatus) error {
-		if r.apply(c, &buf) {
-			n++
+	for b := range batches {
+		for _, c := range b {
+			if r.apply(c, &buf) {
+				n++
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("loading certificate statuses: %w", err)
+		select {
+		case spare <- b[:0]:
+		default:
+		}
+	}
+	if scanErr != nil {
+		return fmt.Errorf("loading certificate statuses: %w", scanErr)
 	}
 	// The issuing CAs, answered by the root.
 	for _, is := range r.issuers {
@@ -42,6 +83,26 @@ func (r *Responder) Load(ctx context.Context) error {
 	r.loaded.Store(true)
 	r.o.Logger.Info("OCSP responder loaded", "certificates", n, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// loadBatch is how many statuses Load hands from the scan to the inserts
+// at a time.
+const loadBatch = 4096
+
+// reserve sizes the shards for about n certificates (serials are random,
+// so they spread evenly), sparing the growth of maps and slices during a
+// load.
+func (r *Responder) reserve(n int) {
+	per := n/shards + n/shards/8 + 16
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		if len(sh.ents) == 0 {
+			sh.idx = make(map[serialKey]uint32, per)
+			sh.ents = make([]entry, 0, per)
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // apply records a status; it reports whether the entry is new or changed

@@ -234,6 +234,25 @@ func (s *SQL) CertStatus(ctx context.Context, serial string) (*CertStatus, error
 	return &c, nil
 }
 
+// StatusReader is what the OCSP responder reads: every status changed
+// since a time, one serial's status, and a count for sizing its tables.
+type StatusReader interface {
+	ForEachStatus(ctx context.Context, since time.Time, fn func(CertStatus) error) (time.Time, error)
+	CertStatus(ctx context.Context, serial string) (*CertStatus, error)
+	CertificateCountHint(ctx context.Context) (int, error)
+}
+
+var _ StatusReader = (*SQL)(nil)
+
+// CertificateCountHint returns about how many certificates there are, at
+// once: an upper bound (the largest rowid; certificates are never
+// deleted), for sizing in-memory tables before a full scan.
+func (s *SQL) CertificateCountHint(ctx context.Context) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(rowid), 0) FROM certificates`).Scan(&n)
+	return n, err
+}
+
 // CountRevoked returns how many of issuer's certificates are revoked (an
 // index-only count).
 func (s *SQL) CountRevoked(ctx context.Context, issuer string) (int, error) {

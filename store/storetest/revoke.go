@@ -154,3 +154,47 @@ func testCRLNumbers(t *testing.T, h Harness) {
 		t.Error("older CRL replaced the newer")
 	}
 }
+
+// testStatusScan: the responder's reads. A full scan returns every
+// certificate with its status; a scan since a time returns the ones changed
+// after it; the count hint is at least the number of certificates.
+func testStatusScan(t *testing.T, h Harness) {
+	ctx := context.Background()
+	s, _ := h.Open(t)
+	if n, err := s.CertificateCountHint(ctx); err != nil || n != 0 {
+		t.Errorf("empty store: count hint %d, %v", n, err)
+	}
+	e := addEnterprise(t, s, "acme")
+	serials := issueN(t, s, e, 5)
+	if n, err := s.CertificateCountHint(ctx); err != nil || n < 5 {
+		t.Errorf("count hint %d, %v; want at least 5", n, err)
+	}
+	all := map[string]store.CertStatus{}
+	wm, err := s.ForEachStatus(ctx, time.Time{}, func(c store.CertStatus) error { all[c.Serial] = c; return nil })
+	if err != nil || len(all) != 5 || wm.IsZero() {
+		t.Fatalf("full scan: %d statuses, watermark %v, %v", len(all), wm, err)
+	}
+	for _, sr := range serials {
+		if c := all[sr]; c.Status != store.CertActive || c.Issuer != "aa" {
+			t.Errorf("%s: %+v", sr, c)
+		}
+	}
+	time.Sleep(2 * time.Millisecond)
+	at := time.Now().UTC().Truncate(time.Second)
+	if _, err := s.Revoke(ctx, store.RevokeRequest{Serial: serials[2], Reason: 4, At: at, Actor: "operator"}); err != nil {
+		t.Fatal(err)
+	}
+	var changed []store.CertStatus
+	if _, err := s.ForEachStatus(ctx, wm, func(c store.CertStatus) error { changed = append(changed, c); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 1 || changed[0].Serial != serials[2] || changed[0].Status != store.CertRevoked || changed[0].Reason != 4 || !changed[0].RevokedAt.Equal(at) {
+		t.Errorf("changed since the watermark: %+v", changed)
+	}
+	if c, err := s.CertStatus(ctx, serials[2]); err != nil || c == nil || c.Status != store.CertRevoked {
+		t.Errorf("CertStatus: %+v, %v", c, err)
+	}
+	if c, err := s.CertStatus(ctx, "fffff"); err != nil || c != nil {
+		t.Errorf("unknown serial: %+v, %v", c, err)
+	}
+}

@@ -30,6 +30,7 @@ type Store interface {
 	store.PasswordUpgrader
 	store.APIKeys
 	store.RevocationReader
+	store.StatusReader
 	Close() error
 }
 
@@ -52,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Revoke", func(t *testing.T) { testRevoke(t, h) })
 	t.Run("ConcurrentRevoke", func(t *testing.T) { testConcurrentRevoke(t, h) })
 	t.Run("CRLNumbers", func(t *testing.T) { testCRLNumbers(t, h) })
+	t.Run("StatusScan", func(t *testing.T) { testStatusScan(t, h) })
 	t.Run("LoginLockout", func(t *testing.T) { testLoginLockout(t, h) })
 	t.Run("LoginSettle", func(t *testing.T) { testLoginSettle(t, h) })
 	t.Run("ConcurrentLogins", func(t *testing.T) { testConcurrentLogins(t, h) })
