@@ -217,10 +217,11 @@ type Client struct {
 
 // Store selects the database.
 type Store struct {
-	Driver string `yaml:"driver"` // sqlite (default)
+	Driver string `yaml:"driver"` // sqlite (default) or postgres
 	// Path of the SQLite database; default <data_dir>/zbca.db.
 	Path string `yaml:"path"`
-	// DSNFile holds a database DSN (for drivers other than sqlite).
+	// DSNFile holds the database DSN (driver postgres), a secret read with
+	// ReadSecretFile, such as postgres://zbca@db.example/zbca?sslmode=verify-full.
 	DSNFile string `yaml:"dsn_file"`
 	// MaxBatch bounds the number of writes grouped into one commit.
 	MaxBatch int `yaml:"max_batch"`
@@ -429,8 +430,12 @@ func (c *Config) Validate() error {
 	}
 	switch c.Store.Driver {
 	case "sqlite":
+	case "postgres":
+		if c.Store.DSNFile == "" {
+			bad("store.dsn_file", "is required with driver postgres")
+		}
 	default:
-		bad("store.driver", "%q is not supported (sqlite)", c.Store.Driver)
+		bad("store.driver", "%q is not supported (sqlite, postgres)", c.Store.Driver)
 	}
 	if c.Store.MaxBatch < 1 || c.Store.MaxBatch > 10000 {
 		bad("store.max_batch", "%d is outside 1–10000", c.Store.MaxBatch)

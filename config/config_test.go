@@ -95,6 +95,7 @@ func TestValidate(t *testing.T) {
 		"kms":              {func(c *Config) { c.CA.KMS = "awskms:foo" }, "ca.kms"},
 		"pin in uri":       {func(c *Config) { c.CA.KMS = "pkcs11:token=x?pin-value=1234" }, "pin_file"},
 		"driver":           {func(c *Config) { c.Store.Driver = "mysql" }, "store.driver"},
+		"postgres dsn":     {func(c *Config) { c.Store.Driver = "postgres" }, "store.dsn_file"},
 		"template":         {func(c *Config) { c.CA.Client.Template = "/nonexistent/tpl" }, "ca.client.template"},
 		"ocsp validity":    {func(c *Config) { c.CA.OCSPSigner.Validity.Duration = time.Minute }, "ca.ocsp_signer.validity"},
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,14 +16,11 @@ import (
 // journaling transaction, → valid in the certificate's, → invalid with a
 // failed serial (FailSerial, RecoverJournal); a refused serial (order not
 // ready, expired, or the policy) changes nothing.
-func TestACMEOrderMovesWithItsSerial(t *testing.T) {
+func TestACMEOrderMovesWithItsSerial(t *testing.T) { eachBackend(t, testACMEOrderMoves) }
+
+func testACMEOrderMoves(t *testing.T, s *store.SQL) {
 	ctx := context.Background()
 	now := time.Now()
-	s, err := store.Open(ctx, store.Options{Path: filepath.Join(t.TempDir(), "zbca.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	ev := func(a, sub string) store.AuditEvent { return store.AuditEvent{Actor: "test", Action: a, Subject: sub} }
 	e := &store.Enterprise{Username: "alpha", Name: "Alpha", PasswordHash: "x"}
 	if err := s.AddEnterprise(ctx, e, ev("enterprise.add", "alpha")); err != nil {
@@ -117,14 +113,11 @@ func TestACMEOrderMovesWithItsSerial(t *testing.T) {
 
 // TestACMEOrderConcurrentSerials: of many serials journaled at once for one
 // order, exactly one is accepted.
-func TestACMEOrderConcurrentSerials(t *testing.T) {
+func TestACMEOrderConcurrentSerials(t *testing.T) { eachBackend(t, testACMEOrderConcurrent) }
+
+func testACMEOrderConcurrent(t *testing.T, s *store.SQL) {
 	ctx := context.Background()
 	now := time.Now()
-	s, err := store.Open(ctx, store.Options{Path: filepath.Join(t.TempDir(), "zbca.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	ev := store.AuditEvent{Actor: "test", Action: "test"}
 	e := &store.Enterprise{Username: "alpha", Name: "Alpha", PasswordHash: "x"}
 	if err := s.AddEnterprise(ctx, e, ev); err != nil {

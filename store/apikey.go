@@ -69,15 +69,14 @@ func (s *SQL) AddAPIKey(ctx context.Context, k *APIKey, ev AuditEvent) error {
 	}
 	now := s.now()
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		res, err := w.exec(ctx, `INSERT INTO api_keys(name, hash, prefix, status, created_at) VALUES (?,?,?,'active',?)`,
-			k.Name, k.Hash, k.Prefix, nanos(now))
+		err := w.queryRow(ctx, `INSERT INTO api_keys(name, hash, prefix, status, created_at) VALUES (?,?,?,'active',?) RETURNING id`,
+			k.Name, k.Hash, k.Prefix, nanos(now)).Scan(&k.ID)
 		if isUnique(err) {
 			return zerr.New(zerr.Conflict, "an active API key named %q already exists (revoke it first)", k.Name)
 		}
 		if err != nil {
 			return fmt.Errorf("adding API key: %w", err)
 		}
-		k.ID, _ = res.LastInsertId()
 		k.Status, k.CreatedAt, k.RevokedAt = APIKeyActive, now, time.Time{}
 		return w.appendAudit(ctx, ev)
 	})

@@ -32,7 +32,8 @@ func auditHash(prev string, seq, at int64, actor, action, subject, details strin
 
 // appendAudit appends ev to the chain inside the writer's transaction. The
 // chain head is read once per transaction, under the database write lock
-// (BEGIN IMMEDIATE), so writers in other processes serialise on it too.
+// (BEGIN IMMEDIATE; an advisory lock on PostgreSQL, see lockAuditHead), so
+// writers in other processes serialise on it too.
 func (w *wtx) appendAudit(ctx context.Context, ev AuditEvent) error {
 	if ev.Action == "" || ev.Actor == "" {
 		return zerr.New(zerr.Internal, "audit event without actor or action")
@@ -49,6 +50,9 @@ func (w *wtx) appendAudit(ctx context.Context, ev AuditEvent) error {
 		details = string(b)
 	}
 	if !w.head.loaded {
+		if err := w.lockAuditHead(ctx); err != nil {
+			return fmt.Errorf("locking audit head: %w", err)
+		}
 		w.head = auditHead{loaded: true, hash: genesis}
 		err := w.queryRow(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&w.head.seq, &w.head.hash)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -93,7 +97,7 @@ var ErrAuditBroken = errors.New("audit chain broken")
 func (s *SQL) VerifyAudit(ctx context.Context) (int64, string, error) {
 	// One read transaction: the rows and the head record are one snapshot,
 	// so writes committed meanwhile cannot look like tampering.
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.r.BeginTx(ctx, s.d.readSnapshot())
 	if err != nil {
 		return 0, "", err
 	}

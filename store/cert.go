@@ -228,6 +228,9 @@ func (s *SQL) ListCertificates(ctx context.Context, f CertFilter) ([]Certificate
 // Backup writes a consistent copy of the database to path (VACUUM INTO),
 // safe while the server runs.
 func (s *SQL) Backup(ctx context.Context, path string) error {
+	if s.d.pg {
+		return ErrBackupPostgres
+	}
 	// The reader pool is query_only and the writer must not be blocked for
 	// the length of a copy: use a connection of its own.
 	db, err := sql.Open("sqlite", "file:"+s.path+"?_pragma=busy_timeout(10000)")
@@ -325,7 +328,7 @@ func processOrderTx(ctx context.Context, w *wtx, j *JournalEntry) error {
 const (
 	qKeyOwnedElsewhere = `SELECT 1 FROM issuance_journal WHERE spki_sha256 = ? AND spki_sha256 <> '' AND enterprise_id <> ? AND state <> 'failed' LIMIT 1`
 	// Counting stops at the limit: the cost is bounded by it.
-	qIssuedToday = `SELECT COUNT(*) FROM (SELECT 1 FROM issuance_journal WHERE enterprise_id = ? AND profile = 'client' AND state <> 'failed' AND created_at >= ? LIMIT ?)`
+	qIssuedToday = `SELECT COUNT(*) FROM (SELECT 1 FROM issuance_journal WHERE enterprise_id = ? AND profile = 'client' AND state <> 'failed' AND created_at >= ? LIMIT ?) AS recent`
 )
 
 // checkJournalPolicy enforces, inside the journaling transaction, the

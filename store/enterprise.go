@@ -74,15 +74,14 @@ func (s *SQL) AddEnterprise(ctx context.Context, e *Enterprise, ev AuditEvent) e
 	}
 	now := s.now()
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		res, err := w.exec(ctx, `INSERT INTO enterprises(username, name, code, password_hash, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?)`,
-			e.Username, e.Name, e.Code, e.PasswordHash, e.Status, nanos(now), nanos(now))
+		err := w.queryRow(ctx, `INSERT INTO enterprises(username, name, code, password_hash, status, created_at, updated_at) VALUES (?,?,?,?,?,?,?) RETURNING id`,
+			e.Username, e.Name, e.Code, e.PasswordHash, e.Status, nanos(now), nanos(now)).Scan(&e.ID)
 		if isUnique(err) {
 			return zerr.New(zerr.Conflict, "enterprise %q already exists", e.Username)
 		}
 		if err != nil {
 			return fmt.Errorf("adding enterprise: %w", err)
 		}
-		e.ID, _ = res.LastInsertId()
 		e.CreatedAt, e.UpdatedAt = now, now
 		return w.appendAudit(ctx, ev)
 	})

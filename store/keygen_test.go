@@ -9,10 +9,10 @@ import (
 	"github.com/zbca/zbca/store"
 )
 
-func TestServerKeygenFlag(t *testing.T) {
+func TestServerKeygenFlag(t *testing.T) { eachBackend(t, testServerKeygenFlag) }
+
+func testServerKeygenFlag(t *testing.T, s *store.SQL) {
 	ctx := context.Background()
-	st, _ := openSQLite(t)
-	s := st.(*store.SQL)
 	if err := s.AddEnterprise(ctx, &store.Enterprise{Username: "acme", Name: "ACME", PasswordHash: "h"}, store.AuditEvent{Actor: "t", Action: "enterprise.add"}); err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,7 @@ func (s *SQL) NextCRLNumber(ctx context.Context, name string) (int64, error) {
 	now := nanos(s.now())
 	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		return w.queryRow(ctx, `INSERT INTO crls(name, number, this_update, next_update, der, entries, updated_at) VALUES (?, 1, 0, 0, x'', 0, ?)
-			ON CONFLICT(name) DO UPDATE SET number = number + 1, updated_at = excluded.updated_at RETURNING number`, name, now).Scan(&n)
+			ON CONFLICT(name) DO UPDATE SET number = crls.number + 1, updated_at = excluded.updated_at RETURNING number`, name, now).Scan(&n)
 	})
 	return n, err
 }
@@ -248,8 +248,15 @@ var _ StatusReader = (*SQL)(nil)
 // once: an upper bound (the largest rowid; certificates are never
 // deleted), for sizing in-memory tables before a full scan.
 func (s *SQL) CertificateCountHint(ctx context.Context) (int, error) {
+	q := `SELECT COALESCE(MAX(rowid), 0) FROM certificates`
+	if s.d.pg {
+		// No rowid: the planner's estimate (free) or, before the first
+		// ANALYZE, an exact count.
+		q = `SELECT CASE WHEN c.reltuples > 0 THEN c.reltuples::bigint ELSE (SELECT COUNT(*) FROM certificates) END
+			FROM pg_class c WHERE c.oid = 'certificates'::regclass`
+	}
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(rowid), 0) FROM certificates`).Scan(&n)
+	err := s.r.QueryRowContext(ctx, q).Scan(&n)
 	return n, err
 }
 

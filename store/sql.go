@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/zbca/zbca/internal/zerr"
@@ -27,8 +28,11 @@ var migrations embed.FS
 
 // Options configures Open.
 type Options struct {
-	Driver string // "sqlite"
+	Driver string // "sqlite" (default) or "postgres"
 	Path   string // SQLite database file
+	// DSN is the PostgreSQL connection string (driver "postgres"), in
+	// pgx's URL or keyword/value form. It is a secret: never logged.
+	DSN string
 	// MaxBatch bounds the writes grouped into one commit (default 256).
 	MaxBatch int
 	Logger   *slog.Logger
@@ -45,8 +49,9 @@ var ErrNoDatabase = errors.New("no database")
 
 // SQL is the SQL implementation of the store interfaces.
 type SQL struct {
-	w        *sql.DB // one connection: the single writer
-	r        *sql.DB // readers
+	w        *db // one connection: the single writer
+	r        *db // readers
+	d        *dialect
 	log      *slog.Logger
 	now      func() time.Time
 	path     string
@@ -55,7 +60,7 @@ type SQL struct {
 	done     chan struct{}
 	closed   sync.Once
 	max      int
-	ck       *sql.DB // checkpoints
+	ck       *sql.DB // SQLite checkpoints; nil on PostgreSQL
 	sendMu   sync.RWMutex
 	isClosed bool
 	ckDone   chan struct{}
@@ -76,12 +81,6 @@ func Open(ctx context.Context, o Options) (*SQL, error) {
 	if o.Driver == "" {
 		o.Driver = "sqlite"
 	}
-	if o.Driver != "sqlite" {
-		return nil, fmt.Errorf("store: driver %q is not supported", o.Driver)
-	}
-	if o.Path == "" {
-		return nil, errors.New("store: empty database path")
-	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
 	}
@@ -91,13 +90,58 @@ func Open(ctx context.Context, o Options) (*SQL, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	var (
+		w, r *db
+		err  error
+	)
+	switch o.Driver {
+	case "sqlite":
+		w, r, err = openSQLite(o)
+	case "postgres":
+		w, r, err = openPostgres(ctx, o)
+	default:
+		return nil, fmt.Errorf("store: driver %q is not supported", o.Driver)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &SQL{w: w, r: r, d: w.d, log: o.Logger, now: o.Now, path: o.Path, max: o.MaxBatch,
+		ops: make(chan *op, 4096), stop: make(chan struct{}), done: make(chan struct{}), ckDone: make(chan struct{})}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	if o.Driver == "sqlite" {
+		_ = os.Chmod(o.Path, 0o600)
+		ck, err := sql.Open("sqlite", "file:"+o.Path+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			w.Close()
+			r.Close()
+			return nil, err
+		}
+		ck.SetMaxOpenConns(1)
+		s.ck = ck
+		go s.checkpointer()
+	} else {
+		close(s.ckDone)
+	}
+	go s.writer()
+	return s, nil
+}
+
+// openSQLite opens the writer (one connection) and the reader pool.
+func openSQLite(o Options) (w, r *db, err error) {
+	if o.Path == "" {
+		return nil, nil, errors.New("store: empty database path")
+	}
 	if o.MustExist {
 		if _, err := os.Stat(o.Path); err != nil {
-			return nil, fmt.Errorf("store: %w at %s", ErrNoDatabase, o.Path)
+			return nil, nil, fmt.Errorf("store: %w at %s", ErrNoDatabase, o.Path)
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(o.Path), 0o700); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, nil, fmt.Errorf("store: %w", err)
 	}
 	// synchronous(FULL): a commit is on disk when Commit returns, which is
 	// what "stored before anyone receives it" needs, also on power loss.
@@ -109,45 +153,27 @@ func Open(ctx context.Context, o Options) (*SQL, error) {
 	}
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + o.Path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	wdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("store: opening database: %w", err)
+		return nil, nil, fmt.Errorf("store: opening database: %w", err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
 	rq := url.Values{}
 	// mmap: reads come from the shared page cache instead of a pread per
 	// page and a private 2 MB cache per connection.
 	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(ON)", "query_only(1)", "mmap_size(268435456)"} {
 		rq.Add("_pragma", p)
 	}
-	r, err := sql.Open("sqlite", "file:"+o.Path+"?"+rq.Encode())
+	rdb, err := sql.Open("sqlite", "file:"+o.Path+"?"+rq.Encode())
 	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("store: opening database: %w", err)
+		wdb.Close()
+		return nil, nil, fmt.Errorf("store: opening database: %w", err)
 	}
-	r.SetMaxOpenConns(8)
-	r.SetMaxIdleConns(8)
-	s := &SQL{w: w, r: r, log: o.Logger, now: o.Now, path: o.Path, max: o.MaxBatch,
-		ops: make(chan *op, 4096), stop: make(chan struct{}), done: make(chan struct{}), ckDone: make(chan struct{})}
-	if err := s.migrate(ctx); err != nil {
-		w.Close()
-		r.Close()
-		return nil, err
-	}
-	_ = os.Chmod(o.Path, 0o600)
-	ck, err := sql.Open("sqlite", "file:"+o.Path+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		w.Close()
-		r.Close()
-		return nil, err
-	}
-	ck.SetMaxOpenConns(1)
-	s.ck = ck
-	go s.writer()
-	go s.checkpointer()
-	return s, nil
+	rdb.SetMaxOpenConns(8)
+	rdb.SetMaxIdleConns(8)
+	return &db{DB: wdb, d: sqliteDialect}, &db{DB: rdb, d: sqliteDialect}, nil
 }
 
 // Close stops the writer after the queued writes and closes the database.
@@ -160,9 +186,13 @@ func (s *SQL) Close() error {
 		close(s.stop)
 		<-s.done
 		<-s.ckDone
-		// Fold the WAL into the database on a clean close.
-		_, ckErr := s.ck.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-		err = errors.Join(ckErr, s.ck.Close(), s.w.Close(), s.r.Close())
+		var ckErr, ckClose error
+		if s.ck != nil {
+			// Fold the WAL into the database on a clean close.
+			_, ckErr = s.ck.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+			ckClose = s.ck.Close()
+		}
+		err = errors.Join(ckErr, ckClose, s.w.Close(), s.r.Close())
 	})
 	return err
 }
@@ -193,14 +223,23 @@ func (s *SQL) Ping(ctx context.Context) error {
 }
 
 func (s *SQL) migrate(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	ddl := `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`
+	if s.d.pg {
+		ddl = `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`
+		unlock, err := s.pgMigrationLock(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	if _, err := s.w.ExecContext(ctx, ddl); err != nil {
 		return fmt.Errorf("store: creating schema_migrations: %w", err)
 	}
 	var current int
 	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("store: reading schema version: %w", err)
 	}
-	files, err := fs.Glob(migrations, "migrations/sqlite/*.sql")
+	files, err := fs.Glob(migrations, "migrations/"+s.d.name+"/*.sql")
 	if err != nil {
 		return err
 	}
@@ -253,7 +292,7 @@ type op struct {
 // wtx is the writer's transaction: statements are prepared once per batch
 // and the audit chain head is read once per batch and carried in memory.
 type wtx struct {
-	tx    *sql.Tx
+	tx    *tx
 	s     *SQL
 	stmts map[string]*sql.Stmt
 	head  auditHead
@@ -279,6 +318,11 @@ func (w *wtx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 }
 
 func (w *wtx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if w.s.d.pg {
+		// pgx prepares and caches each statement on its connection by
+		// itself; a database/sql Stmt per batch would add two round trips.
+		return w.tx.ExecContext(ctx, q, args...)
+	}
 	st, err := w.stmt(ctx, q)
 	if err != nil {
 		return nil, err
@@ -287,6 +331,9 @@ func (w *wtx) exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 }
 
 func (w *wtx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if w.s.d.pg {
+		return w.tx.QueryRowContext(ctx, q, args...)
+	}
 	st, err := w.stmt(ctx, q)
 	if err != nil {
 		return w.tx.QueryRowContext(ctx, q, args...) // reports err on Scan
@@ -397,18 +444,20 @@ func (s *SQL) runBatch(batch []*op, savepoints bool) ([]error, error) {
 			}
 			continue
 		}
-		if _, err := w.exec(ctx, "SAVEPOINT op"); err != nil {
+		// Savepoint commands are not prepared: PostgreSQL refuses to
+		// prepare statements in a transaction that has seen an error.
+		if _, err := w.tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
 			return fail(err)
 		}
 		head := w.head
 		if err := o.fn(ctx, w); err != nil {
 			results[i] = err
 			w.head = head
-			if _, err := w.exec(ctx, "ROLLBACK TO op"); err != nil {
+			if _, err := w.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); err != nil {
 				return fail(err)
 			}
 		}
-		if _, err := w.exec(ctx, "RELEASE op"); err != nil {
+		if _, err := w.tx.ExecContext(ctx, "RELEASE SAVEPOINT op"); err != nil {
 			return fail(err)
 		}
 	}
@@ -420,7 +469,13 @@ func (s *SQL) runBatch(batch []*op, savepoints bool) ([]error, error) {
 
 // isUnique reports whether err is a uniqueness or primary-key violation.
 func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+	if err == nil {
+		return false
+	}
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
+		return pe.Code == "23505" // unique_violation
+	}
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
 
 func notFound(what, key string) error {

@@ -2,11 +2,13 @@
 // certificates and the hash-chained audit log.
 //
 // The one implementation, SQL, runs on SQLite (modernc.org/sqlite, the
-// embedded default). Writes that must be durable before the caller goes on
-// (journal entries, certificates, audit events) are grouped into shared
-// commits by a single writer goroutine ("group commit"), each inside its own
-// savepoint, so a failing write changes nothing and does not disturb the
-// others in its batch.
+// embedded default) and on PostgreSQL (pgx v5 through database/sql): the
+// statements are written once, with ? placeholders, and rewritten for
+// PostgreSQL by dialect.go; migrations are kept per dialect. Writes that
+// must be durable before the caller goes on (journal entries, certificates,
+// audit events) are grouped into shared commits by a single writer goroutine
+// ("group commit"), each inside its own savepoint, so a failing write
+// changes nothing and does not disturb the others in its batch.
 //
 // Consumers depend on the narrow interfaces below, not on *SQL. Every method
 // honours ctx; a missing object is reported as an error of kind

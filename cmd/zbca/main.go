@@ -142,7 +142,12 @@ func (a *app) loadStore(ctx context.Context) (*store.SQL, error) {
 // openStore opens the existing database; only init and serve create one
 // (createStore), so that a mistyped --data is an error, not an empty CA.
 func (a *app) openStore(ctx context.Context) (*store.SQL, error) {
-	st, err := store.Open(ctx, store.Options{Driver: a.cfg.Store.Driver, Path: a.cfg.Store.Path, MaxBatch: a.cfg.Store.MaxBatch, Logger: a.log, MustExist: true})
+	o, err := a.storeOptions()
+	if err != nil {
+		return nil, err
+	}
+	o.MustExist = true
+	st, err := store.Open(ctx, o)
 	if errors.Is(err, store.ErrNoDatabase) {
 		return nil, fmt.Errorf("no zbca data directory at %s (check --data or ZBCA_DATA, or run 'zbca init')", a.cfg.DataDir)
 	}
@@ -153,7 +158,25 @@ func (a *app) createStore(ctx context.Context) (*store.SQL, error) {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	return store.Open(ctx, store.Options{Driver: a.cfg.Store.Driver, Path: a.cfg.Store.Path, MaxBatch: a.cfg.Store.MaxBatch, Logger: a.log})
+	o, err := a.storeOptions()
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, o)
+}
+
+// storeOptions is the store section as store.Options; for PostgreSQL, with
+// the DSN read from store.dsn_file (a secret: never logged).
+func (a *app) storeOptions() (store.Options, error) {
+	o := store.Options{Driver: a.cfg.Store.Driver, Path: a.cfg.Store.Path, MaxBatch: a.cfg.Store.MaxBatch, Logger: a.log}
+	if o.Driver == "postgres" {
+		b, err := config.ReadSecretFile(a.cfg.Store.DSNFile)
+		if err != nil {
+			return o, fmt.Errorf("store.dsn_file: %w", err)
+		}
+		o.DSN = string(b)
+	}
+	return o, nil
 }
 
 func (a *app) runDir() string { return filepath.Join(a.cfg.DataDir, "run") }
