@@ -66,6 +66,7 @@ type Portal struct {
 	root     *x509.Certificate
 	issuing  *x509.Certificate
 	log      *slog.Logger
+	toolSums fileSums
 }
 
 // NewPortal checks the options and parses the templates.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -34,6 +36,23 @@ type toolFile struct {
 // binaries, their checksums), read at each visit so that an operator can
 // drop in a release without a restart.
 func (p *Portal) tools() []toolFile {
+	var out []toolFile
+	for _, e := range p.toolEntries() {
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		sum, ok := p.toolSums.get(filepath.Join(p.o.DownloadsDir, e.Name()), info)
+		if !ok {
+			continue
+		}
+		out = append(out, toolFile{Name: e.Name(), Size: info.Size(), SHA256: sum})
+	}
+	return out
+}
+
+// toolEntries lists the regular, visible files of the downloads directory.
+func (p *Portal) toolEntries() []os.DirEntry {
 	if p.o.DownloadsDir == "" {
 		return nil
 	}
@@ -41,24 +60,46 @@ func (p *Portal) tools() []toolFile {
 	if err != nil {
 		return nil
 	}
-	var out []toolFile
-	for _, e := range entries {
-		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		f, err := os.Open(filepath.Join(p.o.DownloadsDir, e.Name()))
-		if err != nil {
-			continue
-		}
-		h := sha256.New()
-		n, err := io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			continue
-		}
-		out = append(out, toolFile{Name: e.Name(), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))})
+	return slices.DeleteFunc(entries, func(e os.DirEntry) bool {
+		return !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".")
+	})
+}
+
+// fileSums remembers the SHA-256 of the downloads by path, size and
+// modification time, so that an anonymous page view does not read and hash
+// every binary again (tens of megabytes each).
+type fileSums struct {
+	mu sync.Mutex
+	m  map[string]fileSum
+}
+
+type fileSum struct {
+	size  int64
+	mtime time.Time
+	sum   string
+}
+
+func (f *fileSums) get(path string, info os.FileInfo) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.m[path]; ok && c.size == info.Size() && c.mtime.Equal(info.ModTime()) {
+		return c.sum, true
 	}
-	return out
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer fh.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return "", false
+	}
+	if f.m == nil {
+		f.m = map[string]fileSum{}
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	f.m[path] = fileSum{size: info.Size(), mtime: info.ModTime(), sum: sum}
+	return sum, true
 }
 
 func (p *Portal) download(c echo.Context) error {
@@ -73,7 +114,7 @@ func (p *Portal) download(c echo.Context) error {
 // listed there (never a path).
 func (p *Portal) downloadFile(c echo.Context) error {
 	name := c.Param("name")
-	i := slices.IndexFunc(p.tools(), func(t toolFile) bool { return t.Name == name })
+	i := slices.IndexFunc(p.toolEntries(), func(e os.DirEntry) bool { return e.Name() == name })
 	if i < 0 {
 		return echo.ErrNotFound
 	}

@@ -5,7 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"software.sslmate.com/src/go-pkcs12"
@@ -413,6 +416,26 @@ func TestPortalDownloads(t *testing.T) {
 			t.Errorf("%s: %d", bad, rec.Code)
 		}
 	}
+	// The page shows each file's SHA-256, computed once and again only
+	// when the file's size or time changes (not read and hashed at every
+	// page view): same size and time but other octets still show the
+	// remembered sum.
+	path := filepath.Join(dir, "zbcert-linux-amd64")
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("binary"))
+	wantBody(t, b.do("GET", "/download", nil, nil), http.StatusOK, hex.EncodeToString(sum[:]))
+	if err := os.WriteFile(path, []byte("BINARY"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(path, info.ModTime(), info.ModTime())
+	wantBody(t, b.do("GET", "/download", nil, nil), http.StatusOK, hex.EncodeToString(sum[:]))
+	later := info.ModTime().Add(time.Hour)
+	os.Chtimes(path, later, later)
+	sum2 := sha256.Sum256([]byte("BINARY"))
+	wantBody(t, b.do("GET", "/download", nil, nil), http.StatusOK, hex.EncodeToString(sum2[:]))
 	// Without the directory the page says so.
 	wantBody(t, pe.browser(t).do("GET", "/download", nil, nil), http.StatusOK)
 	wantBody(t, newPortalEnv(t).browser(t).do("GET", "/download", nil, nil), http.StatusOK, "尚未提供 zbcert")
