@@ -183,7 +183,14 @@ func insertRows(ctx context.Context, dst *SQL, table string, cols []string, batc
 	for len(batch) > 0 {
 		n := min(len(batch), copyPerStmt)
 		var q strings.Builder
-		q.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
+		q.WriteString("INSERT INTO " + quoteIdent(table) + " (")
+		for i, c := range cols {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(quoteIdent(c))
+		}
+		q.WriteString(") VALUES ")
 		args := make([]any, 0, n*len(cols))
 		for i, r := range batch[:n] {
 			if i > 0 {
@@ -283,4 +290,10 @@ func SQLiteTables(ctx context.Context, s *SQL) ([]string, error) {
 		out = append(out, n)
 	}
 	return out, rows.Err()
+}
+
+// quoteIdent quotes an SQL identifier (both dialects): the column names
+// come from the source file, which must not be able to inject SQL.
+func quoteIdent(name string) string {
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }

@@ -215,3 +215,15 @@ func TestCopyRefusesNonEmpty(t *testing.T) {
 		t.Fatalf("enterprises after a refused copy: %d %v", n, err)
 	}
 }
+
+func TestQuoteIdent(t *testing.T) {
+	for in, want := range map[string]string{
+		"serial":                 `"serial"`,
+		`a"b`:                    `"a""b"`,
+		`x) VALUES (1); DROP --`: `"x) VALUES (1); DROP --"`,
+	} {
+		if got := store.QuoteIdent(in); got != want {
+			t.Errorf("QuoteIdent(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

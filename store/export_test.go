@@ -7,3 +7,5 @@ func SetCopyBatch(batch, perStmt int) (restore func()) {
 	copyBatch, copyPerStmt = batch, perStmt
 	return func() { copyBatch, copyPerStmt = b, p }
 }
+
+var QuoteIdent = quoteIdent
