@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -190,7 +191,17 @@ func TestZbcertDoctor(t *testing.T) {
 			w.Header().Set("Date", time.Now().Add(-47*time.Minute).UTC().Format(http.TimeFormat))
 			w.Write([]byte("ok"))
 		}
-		r := good.doctor("--url", tlsSite(t, &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}, skewed), "--user", "acme")
+		s := httptest.NewUnstartedServer(http.HandlerFunc(skewed))
+		s.TLS = &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool}
+		s.StartTLS()
+		t.Cleanup(s.Close)
+		// The site's own certificate must verify: doctor presents the
+		// enterprise's certificate only to a site it trusts.
+		siteCA := filepath.Join(work, "skewed-site.pem")
+		if err := os.WriteFile(siteCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := good.doctor("--url", s.URL+"/", "--user", "acme", "--ca-file", siteCA)
 		expectFail(t, r, "clock", "time")
 		if _, d, _ := r.check(t, "clock"); !strings.Contains(d, "47m") || !strings.Contains(d, "ahead") {
 			t.Errorf("clock detail: %s", d)

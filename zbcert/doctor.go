@@ -109,13 +109,16 @@ type DoctorOptions struct {
 }
 
 type doctor struct {
-	o      DoctorOptions
-	h      Home
-	l      Lang
-	u      *url.URL
-	host   string
-	addr   string
-	report *Report
+	// serverTrusted: the site's certificate verified (CheckServer OK); only
+	// then is the enterprise's key used in a handshake with it.
+	serverTrusted bool
+	o             DoctorOptions
+	h             Home
+	l             Lang
+	u             *url.URL
+	host          string
+	addr          string
+	report        *Report
 	// filled as the checks go
 	probe      *probeResult
 	candidates []*Entry

@@ -261,7 +261,8 @@ func (d *doctor) checkClockAndLogin(ctx context.Context) {
 		return
 	}
 	var login *probeResult
-	if d.chosen != nil && d.probe.requested != nil {
+	untrusted := d.chosen != nil && d.probe.requested != nil && !d.serverTrusted
+	if d.chosen != nil && d.probe.requested != nil && d.serverTrusted {
 		key, err := d.h.Key(d.chosen)
 		if err != nil {
 			d.checkClock(d.probe)
@@ -282,6 +283,8 @@ func (d *doctor) checkClockAndLogin(ctx context.Context) {
 		d.checkClock(d.probe)
 	}
 	switch {
+	case untrusted:
+		d.add(CheckLogin, Skip, d.l.T("login.untrusted"), "")
 	case login == nil:
 		d.add(CheckLogin, Skip, d.l.T("login.skip"), "")
 	case login.err != nil:

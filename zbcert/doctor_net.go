@@ -202,6 +202,7 @@ func (d *doctor) checkServerCert() {
 		d.add(CheckServer, Fail, d.l.T("server.fail", peer[0].Subject.CommonName, errText(err)), d.l.T("server.advice"))
 		return
 	}
+	d.serverTrusted = true
 	d.add(CheckServer, OK, d.l.T("server.ok", peer[0].Subject.String(), peer[0].Issuer.CommonName), "")
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,5 +222,35 @@ func TestDoctorJSON(t *testing.T) {
 	}
 	if Fail.Mark() != "✗" || OK.Mark() != "✓" {
 		t.Error("marks")
+	}
+}
+
+// TestDoctorKeepsKeyFromUntrustedSite: when the site's own certificate does
+// not verify (a spoofed name, an intercepting proxy), doctor reports it and
+// never presents the enterprise's certificate or uses its key there.
+func TestDoctorKeepsKeyFromUntrustedSite(t *testing.T) {
+	e := newDoctorEnv(t)
+	now := time.Now()
+	e.add(t, "acme", now.Add(-time.Hour), now.AddDate(3, 0, 0))
+	pool := x509.NewCertPool()
+	pool.AddCert(e.ca.cert)
+	var presented atomic.Bool
+	url := e.site(t, &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: pool,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) > 0 {
+				presented.Store(true)
+			}
+			return nil
+		}})
+	e.roots = x509.NewCertPool() // the site's certificate is not trusted
+	r := e.run(t, url, "acme", En)
+	if c := status(t, r, CheckServer); c.Status != Fail {
+		t.Errorf("server check %s %q, want a failure", c.Status, c.Detail)
+	}
+	if c := status(t, r, CheckLogin); c.Status != Skip || !strings.Contains(c.Detail, "not tried") {
+		t.Errorf("login check %s %q, want skipped as not tried", c.Status, c.Detail)
+	}
+	if presented.Load() {
+		t.Error("the enterprise certificate was presented to a site whose certificate did not verify")
 	}
 }

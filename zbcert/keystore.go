@@ -67,18 +67,37 @@ func (h Home) passphrase() ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return h.passphrase() // another zbcert made it meanwhile
-	}
+	// Written whole and synced under a temporary name, then linked into
+	// place, which fails if the name exists: a concurrent zbcert never
+	// reads a half-written file, and a crash never leaves an empty one
+	// behind a key already encrypted with it.
+	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
 	if err != nil {
+		return nil, err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		f.Close()
 		return nil, err
 	}
 	if _, err := f.WriteString(s + "\n"); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return []byte(s), f.Close()
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Link(tmp, p); errors.Is(err, os.ErrExist) {
+		return h.passphrase() // another zbcert made it meanwhile
+	} else if err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
 }
 
 // writeKey stores key as encrypted PKCS#8 PEM.

@@ -99,6 +99,7 @@ var messages = map[string][2]string{
 	"login.refused":           {"网站拒绝了证书：%s", "the site refused the certificate: %s"},
 	"login.advice":            {"请按上面标 ✗ 的检查处理。", "Fix the checks marked ✗ above."},
 	"login.skip":              {"没有可用的证书或网站不要求证书", "no usable certificate, or the site asks for none"},
+	"login.untrusted":         {"未尝试：网站的服务器证书未通过验证，不向它出示您的证书和私钥", "not tried: the site's server certificate did not verify, so your certificate and key are not used with it"},
 	"login.key":               {"无法读取私钥：%s", "cannot read the private key: %s"},
 	"login.key.advice":        {"证书文件已损坏：请重新申请证书（zbcert reissue）或重新导入。", "The certificate files are damaged: get a new certificate (zbcert reissue) or import it again."},
 	"doctor.summary.ok":       {"全部检查通过。", "All checks passed."},

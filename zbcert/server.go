@@ -87,6 +87,9 @@ func FetchCA(ctx context.Context, server string) (*ServerCA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s/pki/chain.pem: %w", server, err)
 	}
+	if err := checkChain(chain, root); err != nil {
+		return nil, fmt.Errorf("%s/pki/chain.pem: %w", server, err)
+	}
 	if len(peer) == 0 {
 		return nil, errors.New("no TLS certificate from the server")
 	}
@@ -232,4 +235,29 @@ func (c *Client) Revoke(ctx context.Context, user, password, serial, reason stri
 	}
 	err := c.post(ctx, "/api/v1/revoke", map[string]string{"username": user, "password": password, "serial": serial, "reason": reason}, &r)
 	return r.Revoked, err
+}
+
+// checkChain accepts a chain.pem only of CA certificates that chain to the
+// confirmed root (the root itself included): an intercepting proxy that
+// leaves root.crt alone but swaps chain.pem must not get its certificates
+// into the user's exports.
+func checkChain(chain []*x509.Certificate, root *x509.Certificate) error {
+	if len(chain) == 0 {
+		return errors.New("no certificate")
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(root)
+	inter := x509.NewCertPool()
+	for _, c := range chain {
+		inter.AddCert(c)
+	}
+	for _, c := range chain {
+		if !c.IsCA {
+			return fmt.Errorf("%q is not a CA certificate", c.Subject.CommonName)
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return fmt.Errorf("%q does not chain to the root: %w", c.Subject.CommonName, err)
+		}
+	}
+	return nil
 }

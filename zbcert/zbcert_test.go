@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -247,4 +248,58 @@ func (ca *testCA) issue(t *testing.T, cn string, key *ecdsa.PrivateKey, nb, na t
 	}
 	c, _ := x509.ParseCertificate(der)
 	return c
+}
+
+// TestPassphraseConcurrentFirstUse: zbcert processes starting together
+// all get the one passphrase, never a half-written file, and no temporary
+// file stays behind.
+func TestPassphraseConcurrentFirstUse(t *testing.T) {
+	for round := range 20 {
+		h := Home{Dir: t.TempDir()}
+		var wg sync.WaitGroup
+		got := make([]string, 8)
+		errs := make([]error, 8)
+		for i := range got {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p, err := h.passphrase()
+				got[i], errs[i] = string(p), err
+			}()
+		}
+		wg.Wait()
+		for i := range got {
+			if errs[i] != nil || got[i] != got[0] || len(got[0]) < 32 {
+				t.Fatalf("round %d caller %d: %q, %v (first %q)", round, i, got[i], errs[i], got[0])
+			}
+		}
+		left, _ := filepath.Glob(filepath.Join(h.Dir, "secrets", ".tmp-*"))
+		if len(left) > 0 {
+			t.Fatalf("temporary files left: %v", left)
+		}
+	}
+}
+
+// TestCheckChain: chain.pem is kept only when every certificate in it is a
+// CA chaining to the confirmed root.
+func TestCheckChain(t *testing.T) {
+	root := newTestCA(t, "Test Root")
+	other := newTestCA(t, "Intercepting Proxy CA")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := root.issue(t, "acme", key, time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
+	for _, tc := range []struct {
+		name  string
+		chain []*x509.Certificate
+		ok    bool
+	}{
+		{"the root", []*x509.Certificate{root.cert}, true},
+		{"another CA", []*x509.Certificate{other.cert}, false},
+		{"the root and another CA", []*x509.Certificate{root.cert, other.cert}, false},
+		{"a leaf", []*x509.Certificate{leaf, root.cert}, false},
+		{"empty", nil, false},
+	} {
+		if err := checkChain(tc.chain, root.cert); (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
 }
