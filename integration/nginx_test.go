@@ -378,13 +378,23 @@ http {
 
 func startNginx(t *testing.T, bin, work, name, verify string) *nginxProc {
 	t.Helper()
+	return runNginx(t, bin, work, name, func(dir, port string) string {
+		return fmt.Sprintf(nginxConf, dir, port, work, verify)
+	})
+}
+
+// runNginx writes the configuration conf makes for nginx's prefix
+// directory and port, checks it with nginx -t, starts nginx in the
+// foreground (stopped at the end of the test) and waits until it listens.
+func runNginx(t *testing.T, bin, work, name string, conf func(dir, port string) string) *nginxProc {
+	t.Helper()
 	dir := filepath.Join(work, "nginx-"+name)
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(freePort(t))
 	ng := &nginxProc{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "nginx.conf"), port: port, stderr: &bytes.Buffer{}}
-	if err := os.WriteFile(ng.conf, []byte(fmt.Sprintf(nginxConf, dir, port, work, verify)), 0o644); err != nil {
+	if err := os.WriteFile(ng.conf, []byte(conf(dir, port)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(bin, "-p", dir, "-c", ng.conf, "-t").CombinedOutput(); err != nil {

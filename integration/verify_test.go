@@ -373,35 +373,9 @@ http {
 
 func startVerifyNginx(t *testing.T, bin, work, name string, in *instance, appAddr, ocsp string) *nginxProc {
 	t.Helper()
-	dir := filepath.Join(work, "nginx-"+name)
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(freePort(t))
-	ng := &nginxProc{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "nginx.conf"), port: port, stderr: &bytes.Buffer{}}
-	conf := fmt.Sprintf(verifyNginxConf, dir, port, work, in.https, in.http, appAddr, ocsp)
-	if err := os.WriteFile(ng.conf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(bin, "-p", dir, "-c", ng.conf, "-t").CombinedOutput(); err != nil {
-		t.Fatalf("nginx -t: %v\n%s", err, out)
-	}
-	ng.cmd = exec.Command(bin, "-p", dir, "-c", ng.conf, "-g", "daemon off;")
-	ng.cmd.Stdout, ng.cmd.Stderr = ng.stderr, ng.stderr
-	if err := ng.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ng.waitErr = make(chan error, 1)
-	go func() { ng.waitErr <- ng.cmd.Wait() }()
-	t.Cleanup(ng.stop)
-	waitFor(t, 10*time.Second, func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, func() string { return "nginx not listening after 10 s\n" + ng.log() })
-	return ng
+	return runNginx(t, bin, work, name, func(dir, port string) string {
+		return fmt.Sprintf(verifyNginxConf, dir, port, work, in.https, in.http, appAddr, ocsp)
+	})
 }
 
 // appProc is the example submission app; its standard output has one line
