@@ -1,7 +1,6 @@
 package acme_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -122,30 +121,7 @@ func TestEABSingleUseAndExpiry(t *testing.T) {
 			k := newKey(t, jose.ES256)
 			bodies[i] = e.sign(t, k, u, newAccountReq{EAB: eabJWS(t, jose.HS256, hk, kid, u, k.jwkJSON(t))})
 		}
-		codes := make(chan int, n)
-		for _, b := range bodies {
-			go func() {
-				req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(b))
-				req.Header.Set("Content-Type", "application/jose+json")
-				resp, err := e.hc.Do(req)
-				if err != nil {
-					codes <- -1
-					return
-				}
-				resp.Body.Close()
-				codes <- resp.StatusCode
-			}()
-		}
-		created := 0
-		for range n {
-			switch c := <-codes; c {
-			case http.StatusCreated:
-				created++
-			case http.StatusForbidden:
-			default:
-				t.Errorf("status %d", c)
-			}
-		}
+		created := e.postConcurrently(t, u, bodies, http.StatusCreated, http.StatusForbidden)
 		if after := e.count(t); created != 1 || after.Accounts != before.Accounts+1 {
 			t.Fatalf("one EAB key made %d accounts (%d answered 201)", after.Accounts-before.Accounts, created)
 		}

@@ -651,3 +651,35 @@ func TestIssuance(t *testing.T) {
 		})
 	}
 }
+
+// postConcurrently POSTs every JWS body to u at once and returns how many
+// answers had status want; any status other than want and other is an
+// error (a race must end in one success and clean refusals).
+func (e *testEnv) postConcurrently(t *testing.T, u string, bodies [][]byte, want, other int) int {
+	t.Helper()
+	codes := make(chan int, len(bodies))
+	for _, b := range bodies {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(b))
+			req.Header.Set("Content-Type", "application/jose+json")
+			resp, err := e.hc.Do(req)
+			if err != nil {
+				codes <- -1
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	got := 0
+	for range bodies {
+		switch c := <-codes; c {
+		case want:
+			got++
+		case other:
+		default:
+			t.Errorf("status %d", c)
+		}
+	}
+	return got
+}

@@ -1,7 +1,6 @@
 package acme_test
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -289,30 +288,11 @@ func TestNoncesAreSingleUseUnderConcurrency(t *testing.T) {
 		marshalPayload(t, map[string]any{"identifiers": []identifier{{"enterprise", "alpha"}}}))
 	before := e.count(t)
 	const n = 16
-	codes := make(chan int, n)
-	for range n {
-		go func() {
-			req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/jose+json")
-			resp, err := e.hc.Do(req)
-			if err != nil {
-				codes <- -1
-				return
-			}
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		}()
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = body
 	}
-	created := 0
-	for range n {
-		switch c := <-codes; c {
-		case http.StatusCreated:
-			created++
-		case http.StatusBadRequest:
-		default:
-			t.Errorf("status %d", c)
-		}
-	}
+	created := e.postConcurrently(t, u, bodies, http.StatusCreated, http.StatusBadRequest)
 	if created != 1 {
 		t.Fatalf("%d requests with one nonce succeeded, want 1", created)
 	}

@@ -87,30 +87,7 @@ func TestFinalizeConcurrently(t *testing.T) {
 		bodies[i] = e.sign(t, a, o.Finalize, csrPayload(mustCSR(t)))
 	}
 	before := e.count(t)
-	codes := make(chan int, n)
-	for _, b := range bodies {
-		go func() {
-			req, _ := http.NewRequest(http.MethodPost, o.Finalize, bytes.NewReader(b))
-			req.Header.Set("Content-Type", "application/jose+json")
-			resp, err := e.hc.Do(req)
-			if err != nil {
-				codes <- -1
-				return
-			}
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		}()
-	}
-	ok := 0
-	for range n {
-		switch c := <-codes; c {
-		case http.StatusOK:
-			ok++
-		case http.StatusForbidden:
-		default:
-			t.Errorf("status %d", c)
-		}
-	}
+	ok := e.postConcurrently(t, o.Finalize, bodies, http.StatusOK, http.StatusForbidden)
 	if after := e.count(t); ok != 1 || after.Certs != before.Certs+1 {
 		t.Fatalf("%d finalizes succeeded and %d certificates were issued, want 1 and 1", ok, after.Certs-before.Certs)
 	}
