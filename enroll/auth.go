@@ -129,6 +129,8 @@ type AuthOptions struct {
 	Logger *slog.Logger
 	// Now is the clock of the lockout and the rate limit; default time.Now.
 	Now func() time.Time
+	// Observe, when set, is GuardOptions.Observe (metrics).
+	Observe func(outcome string)
 }
 
 // NewAuthenticator builds the configured authenticator (local or http)
@@ -167,6 +169,7 @@ func NewAuthenticator(o AuthOptions) (Authenticator, error) {
 		PerIPBurst: c.Rate.Burst,
 		Now:        o.Now,
 		Logger:     o.Logger,
+		Observe:    o.Observe,
 	})
 	if err != nil {
 		return nil, err

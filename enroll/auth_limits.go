@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -16,12 +16,13 @@ import (
 )
 
 // GuardStore is what the Guard needs from persistence: the shared lockout
-// records and the audit log.
+// records, the shared per-address token buckets and the audit log.
 type GuardStore interface {
 	LoginState(ctx context.Context, username string) (store.LoginState, error)
 	BeginLogin(ctx context.Context, username string, now time.Time, p store.LockoutPolicy) (store.LoginAttempt, error)
 	FinishLogin(ctx context.Context, a store.LoginAttempt, o store.LoginOutcome, ev store.AuditEvent) error
 	AppendAudit(ctx context.Context, ev store.AuditEvent) error
+	store.RateStore
 }
 
 // GuardOptions configures NewGuard. Zero values take the defaults of
@@ -34,20 +35,32 @@ type GuardOptions struct {
 	// Lockout: default 5 failures, 1m, doubling up to 1h.
 	Lockout store.LockoutPolicy
 	// PerIPRate is the attempts per second allowed from one address (IPv6:
-	// one /64), with bursts up to PerIPBurst; defaults 10 and 20.
+	// one /64), with bursts up to PerIPBurst; defaults 10 and 20. The
+	// buckets are kept in the store, shared by every node.
 	PerIPRate  float64
 	PerIPBurst int
-	// MaxIPs bounds the addresses tracked at once (default 100,000): idle
-	// ones are dropped first, then arbitrary ones.
-	MaxIPs int
 	// Now is the clock; default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Observe, when set, hears each attempt's outcome (metrics): one of
+	// the Login* outcomes below; LoginLockout in addition to LoginFailed
+	// for the failure that locks the account.
+	Observe func(outcome string)
 }
+
+// Login outcomes reported to GuardOptions.Observe.
+const (
+	LoginOK          = "ok"
+	LoginFailed      = "failed"       // wrong password, unknown or malformed username
+	LoginLocked      = "locked"       // refused unchecked: the account is locked
+	LoginLockout     = "lockout"      // this failure locked the account
+	LoginRateLimited = "rate_limited" // the client address is over its rate
+	LoginError       = "error"        // undecided: the authenticator or the store failed
+)
 
 // Guard applies the login limits around an Authenticator, in this order:
 //
-//  1. the per-IP token bucket (in memory, per node);
+//  1. the per-IP token bucket (in the store, shared by every node);
 //  2. malformed usernames are refused at once (nothing to count);
 //  3. a username locked by the progressive lockout is refused without its
 //     password being checked (LockedLoginError);
@@ -71,6 +84,7 @@ type Guard struct {
 	ips     *ipLimiter
 	now     func() time.Time
 	log     *slog.Logger
+	observe func(string)
 }
 
 var _ Authenticator = (*Guard)(nil)
@@ -84,7 +98,7 @@ func NewGuard(inner Authenticator, o GuardOptions) (*Guard, error) {
 		return nil, errors.New("enroll: guard without a store")
 	case o.Name == "":
 		return nil, errors.New("enroll: guard without the authenticator's name")
-	case o.PerIPRate < 0 || o.PerIPBurst < 0 || o.MaxIPs < 0 || o.Lockout.Threshold < 0 || o.Lockout.Base < 0 || o.Lockout.Max < 0:
+	case o.PerIPRate < 0 || o.PerIPBurst < 0 || o.Lockout.Threshold < 0 || o.Lockout.Base < 0 || o.Lockout.Max < 0:
 		return nil, errors.New("enroll: negative guard limit")
 	}
 	if o.Lockout.Threshold == 0 {
@@ -105,19 +119,19 @@ func NewGuard(inner Authenticator, o GuardOptions) (*Guard, error) {
 	if o.PerIPBurst == 0 {
 		o.PerIPBurst = 20
 	}
-	if o.MaxIPs == 0 {
-		o.MaxIPs = 100_000
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Observe == nil {
+		o.Observe = func(string) {}
+	}
 	return &Guard{
 		inner: inner, store: o.Store, name: o.Name, lockout: o.Lockout,
-		ips: newIPLimiter(o.PerIPRate, o.PerIPBurst, o.MaxIPs, o.Logger),
-		now: o.Now, log: o.Logger,
+		ips: newIPLimiter(o.Store, o.PerIPRate, o.PerIPBurst, o.Logger),
+		now: o.Now, log: o.Logger, observe: o.Observe,
 	}, nil
 }
 
@@ -130,16 +144,22 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 	actx := context.WithoutCancel(ctx)
 
 	// 1. The per-IP token bucket.
-	if ok, first := g.ips.allow(a.IP, now); !ok {
+	ok, first, err := g.ips.allow(ctx, a.IP, now)
+	if err != nil {
+		return nil, zerr.Wrap(zerr.Internal, err, "checking the login rate limit")
+	}
+	if !ok {
 		if first {
 			g.audit(actx, now, "login.ratelimited", subject, details)
 		}
+		g.observe(LoginRateLimited)
 		return nil, zerr.New(zerr.Unauthorized, RateLimitedError)
 	}
 	// 2. No such username can exist: refuse, count nothing.
 	if checkAttempt(a) != nil || account.ValidateUsername(a.Username) != nil {
 		details["reason"] = reasonMalformed
 		g.audit(actx, now, "login.failure", subject, details)
+		g.observe(LoginFailed)
 		return nil, refuse(reasonMalformed)
 	}
 	// 3. Locked: refused before any password work (a read, off the writer).
@@ -165,8 +185,10 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 	case err == nil:
 		if ferr := g.store.FinishLogin(actx, att, store.LoginSucceeded, g.event(now, "login.success", subject, details)); ferr != nil {
 			g.log.Error("recording login", "username", a.Username, "err", ferr)
+			g.observe(LoginError)
 			return nil, zerr.Wrap(zerr.Internal, ferr, "recording login")
 		}
+		g.observe(LoginOK)
 		return e, nil
 	case errors.Is(err, zerr.Unauthorized):
 		reason := refusalReason(err)
@@ -181,6 +203,10 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		if ferr := g.store.FinishLogin(actx, att, store.LoginFailed, g.event(now, "login.failure", subject, details)); ferr != nil {
 			g.log.Error("recording failed login", "username", a.Username, "err", ferr)
 		}
+		g.observe(LoginFailed)
+		if att.After.Locked(now) {
+			g.observe(LoginLockout)
+		}
 		// Whatever the inner authenticator said, the client reads only the
 		// generic text.
 		return nil, refuse(reason)
@@ -189,6 +215,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		if ferr := g.store.FinishLogin(actx, att, store.LoginAborted, g.event(now, "login.error", subject, details)); ferr != nil {
 			g.log.Error("recording undecided login", "username", a.Username, "err", ferr)
 		}
+		g.observe(LoginError)
 		return nil, err
 	}
 }
@@ -197,6 +224,7 @@ func (g *Guard) locked(ctx context.Context, now time.Time, subject string, detai
 	details["locked_until"] = st.LockedUntil.Format(time.RFC3339)
 	details["failures"] = st.Failures
 	g.audit(ctx, now, "login.locked", subject, details)
+	g.observe(LoginLocked)
 	return zerr.New(zerr.Unauthorized, LockedLoginError)
 }
 
@@ -223,78 +251,52 @@ func auditSubject(u string) string {
 	return string([]rune(u)[:account.MaxUsername]) + "…"
 }
 
-// ipLimiter is a token bucket per client address, in memory, with bounded
-// memory: idle buckets (full again) are dropped every minute and whenever
-// the map reaches its cap, after which arbitrary buckets are dropped down
-// to 90% of the cap.
+// ipLimiter is a token bucket per client address (ipKey), kept in the
+// store so that every node draws on the same bucket. Buckets idle long
+// enough to be full again are deleted, at most once a minute per node and
+// a bounded number at a time.
 type ipLimiter struct {
-	mu        sync.Mutex
-	rate      float64 // tokens per second
-	burst     float64
-	max       int
-	m         map[string]*bucket
-	lastSweep time.Time
+	st    store.RateStore
+	rate  float64 // tokens per second
+	burst int
+	// full is how long an untouched bucket takes to be full again; a
+	// bucket idle that long is the same as no bucket.
+	full      time.Duration
+	nextPrune atomic.Int64 // unix nanoseconds
 	log       *slog.Logger
 }
 
-type bucket struct {
-	tokens  float64
-	last    time.Time
-	limited bool // the last attempt was refused
-}
+const (
+	rateBucketPruneEvery = time.Minute
+	rateBucketPruneLimit = 5000
+)
 
-func newIPLimiter(rate float64, burst, maxIPs int, log *slog.Logger) *ipLimiter {
-	return &ipLimiter{rate: rate, burst: float64(burst), max: maxIPs, m: make(map[string]*bucket), log: log}
+func newIPLimiter(st store.RateStore, rate float64, burst int, log *slog.Logger) *ipLimiter {
+	full := min(float64(burst)/rate, 365*24*3600) // seconds; bounded against overflow
+	return &ipLimiter{st: st, rate: rate, burst: burst, full: time.Duration(full * float64(time.Second)), log: log}
 }
 
 // allow takes a token from ip's bucket. When it refuses, first reports
 // whether this is the first refusal since the address's last allowed
-// attempt.
-func (l *ipLimiter) allow(ip string, now time.Time) (ok, first bool) {
-	k := ipKey(ip)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) >= time.Minute || len(l.m) >= l.max {
-		l.sweep(now)
+// attempt, on any node.
+func (l *ipLimiter) allow(ctx context.Context, ip string, now time.Time) (ok, first bool, err error) {
+	ok, first, err = l.st.TakeToken(ctx, ipKey(ip), now, l.rate, l.burst)
+	if err != nil {
+		return false, false, err
 	}
-	b := l.m[k]
-	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
-		l.m[k] = b
-	} else if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens = min(l.burst, b.tokens+el*l.rate)
-		b.last = now
-	}
-	if b.tokens >= 1 {
-		b.tokens--
-		b.limited = false
-		return true, false
-	}
-	first = !b.limited
-	b.limited = true
-	return false, first
+	l.prune(ctx, now)
+	return ok, first, nil
 }
 
-func (l *ipLimiter) sweep(now time.Time) {
-	l.lastSweep = now
-	for k, b := range l.m {
-		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
-			delete(l.m, k)
-		}
-	}
-	keep := l.max * 9 / 10
-	if len(l.m) <= keep {
+// prune deletes idle buckets when it is due; a failure only delays it.
+func (l *ipLimiter) prune(ctx context.Context, now time.Time) {
+	next := l.nextPrune.Load()
+	if now.UnixNano() < next || !l.nextPrune.CompareAndSwap(next, now.Add(rateBucketPruneEvery).UnixNano()) {
 		return
 	}
-	dropped := 0
-	for k := range l.m {
-		if len(l.m) <= keep {
-			break
-		}
-		delete(l.m, k)
-		dropped++
+	if _, err := l.st.PruneRateBuckets(ctx, now.Add(-l.full), rateBucketPruneLimit); err != nil {
+		l.log.Warn("pruning login rate buckets", "err", err)
 	}
-	l.log.Warn("login rate limit: too many active addresses; forgot some", "max", l.max, "forgotten", dropped)
 }
 
 // ipKey is the bucket of an address: IPv4 addresses one by one, IPv6 by

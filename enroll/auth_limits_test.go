@@ -2,9 +2,11 @@ package enroll
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,7 +70,8 @@ func wantLocked(t *testing.T, what string, e *store.Enterprise, err error) {
 }
 
 func TestGuardLockout(t *testing.T) {
-	f := newGuardFixture(t, GuardOptions{})
+	var outcomes []string
+	f := newGuardFixture(t, GuardOptions{Observe: func(o string) { outcomes = append(outcomes, o) }})
 	for i := range 5 {
 		e, err := f.login("acme", "wrong-password")
 		wantRefusal(t, fmt.Sprintf("failure %d", i+1), e, err)
@@ -90,6 +93,10 @@ func TestGuardLockout(t *testing.T) {
 	}
 	if st, _ := f.s.LoginState(context.Background(), "acme"); st != (store.LoginState{}) {
 		t.Errorf("state after success: %+v", st)
+	}
+	// The metrics hear the same story: the fifth failure locked.
+	if got, want := strings.Join(outcomes, " "), "failed failed failed failed failed lockout locked locked ok"; got != want {
+		t.Errorf("observed outcomes\n got %s\nwant %s", got, want)
 	}
 	evs := auditEvents(t, f.s)
 	got := strings.Join(actions(evs, "login."), " ")
@@ -297,23 +304,98 @@ func TestGuardRateLimit(t *testing.T) {
 	}
 }
 
-func TestIPLimiterMemoryIsBounded(t *testing.T) {
+// TestGuardRateLimitSharedByNodes: two nodes (two Guards, each on its own
+// store.Open of one database) draw on one bucket per address, and a run of
+// refusals is audited once, whichever node refuses first.
+func TestGuardRateLimitSharedByNodes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "zbca.db")
+	clock := newClock()
 	log, _ := newLog()
-	l := newIPLimiter(10, 20, 1000, log)
-	now := time.Now()
-	for i := range 50_000 {
-		ip := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
-		for range 25 { // exhaust the bucket: not idle
-			l.allow(ip, now)
+	var guards []*Guard
+	var stores []*store.SQL
+	for range 2 {
+		s, err := store.Open(ctx, store.Options{Path: path})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if len(l.m) > 1000 {
-			t.Fatalf("%d addresses tracked, cap 1000", len(l.m))
+		t.Cleanup(func() { s.Close() })
+		g, err := NewGuard(newTestLocal(t, s, 0, log), GuardOptions{Store: s, Name: "local", Now: clock.Now, Logger: log, PerIPRate: 1, PerIPBurst: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		guards, stores = append(guards, g), append(stores, s)
+	}
+	addEnterprise(t, stores[0], "acme", mustHash(t, "right-password", cheap), store.StatusActive)
+	login := func(node int) error {
+		_, err := guards[node].Authenticate(ctx, Attempt{Username: "acme", Password: "right-password", IP: "198.51.100.9"})
+		return err
+	}
+	for i := range 4 { // the burst, taken in turns on both nodes
+		if err := login(i % 2); err != nil {
+			t.Fatalf("attempt %d within the burst: %v", i+1, err)
 		}
 	}
-	// Idle buckets go at the next sweep.
-	l.allow("192.0.2.1", now.Add(time.Hour))
-	if len(l.m) != 1 {
-		t.Errorf("%d buckets after an hour of quiet", len(l.m))
+	for _, node := range []int{0, 1, 1, 0} {
+		if err := login(node); err == nil || err.Error() != RateLimitedError {
+			t.Fatalf("node %d beyond the shared burst: %v", node, err)
+		}
+	}
+	clock.Add(time.Second)
+	if err := login(1); err != nil {
+		t.Fatalf("after a second: %v", err)
+	}
+	if err := login(0); err == nil || err.Error() != RateLimitedError {
+		t.Fatalf("the other node after that second's token was taken: %v", err)
+	}
+	if got := actions(auditEvents(t, stores[1]), "login.ratelimited"); len(got) != 2 {
+		t.Errorf("%d login.ratelimited events for two runs of refusals, want 2", len(got))
+	}
+}
+
+// TestIPLimiterPrunes: buckets that are full again are deleted from the
+// store, at most once a minute; busy ones stay.
+func TestIPLimiterPrunes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "zbca.db")
+	s, err := store.Open(ctx, store.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	buckets := func() int {
+		t.Helper()
+		var n int
+		if err := raw.QueryRow(`SELECT COUNT(*) FROM rate_buckets`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	log, _ := newLog()
+	l := newIPLimiter(s, 10, 20, log) // full again after 2s
+	now := newClock().Now()
+	for i := range 50 {
+		if ok, _, err := l.allow(ctx, fmt.Sprintf("10.0.0.%d", i), now); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+	}
+	if n := buckets(); n != 50 {
+		t.Fatalf("%d buckets, want 50", n)
+	}
+	// Within the minute nothing is pruned, even if idle.
+	l.allow(ctx, "192.0.2.1", now.Add(30*time.Second))
+	if n := buckets(); n != 51 {
+		t.Fatalf("%d buckets after 30s, want 51 (no prune yet)", n)
+	}
+	// A minute on: the idle ones go, the one just used stays.
+	l.allow(ctx, "192.0.2.2", now.Add(time.Minute))
+	if n := buckets(); n != 1 {
+		t.Errorf("%d buckets after a minute, want 1", n)
 	}
 }
 
@@ -399,7 +481,7 @@ func TestNewGuardChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.lockout != (store.LockoutPolicy{Threshold: 5, Base: time.Minute, Max: time.Hour}) || g.ips.rate != 10 || g.ips.burst != 20 || g.ips.max != 100000 {
+	if g.lockout != (store.LockoutPolicy{Threshold: 5, Base: time.Minute, Max: time.Hour}) || g.ips.rate != 10 || g.ips.burst != 20 || g.ips.full != 2*time.Second {
 		t.Errorf("defaults: %+v %+v", g.lockout, g.ips)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zbca/zbca/internal/web"
 	"github.com/zbca/zbca/revocation"
+	"github.com/zbca/zbca/store"
 )
 
 // The enrollment portal: server-rendered pages on the HTTPS listener where
@@ -34,12 +35,13 @@ var portalTemplates embed.FS
 //go:embed portal/static
 var portalStatic embed.FS
 
-// PortalStore is what the portal reads.
+// PortalStore is what the portal reads, and its login sessions.
 type PortalStore interface {
 	CertLister
 	// ServerKeygen reports whether an enterprise may have the server make
 	// its key (store.KeygenStore).
 	ServerKeygen(ctx context.Context, username string) (bool, error)
+	store.SessionStore
 }
 
 // PortalOptions configures NewPortal.
@@ -96,7 +98,7 @@ func NewPortal(o PortalOptions) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Portal{o: o, pages: pages, static: static, sessions: newSessions(o.SessionTTL, 100_000, o.Now),
+	return &Portal{o: o, pages: pages, static: static, sessions: newSessions(o.Store, o.SessionTTL, o.Now, o.Logger),
 		root: o.Enroll.CA.Root(), issuing: o.Enroll.CA.Issuing(), log: o.Logger}, nil
 }
 

@@ -150,16 +150,21 @@ func (p *Portal) login(c echo.Context) error {
 		status, msg := p.errorText(c, err)
 		return p.render(c, status, "login", &view{Page: next, Error: msg, Data: map[string]string{"Next": next}})
 	}
+	ctx := c.Request().Context()
 	if ck, err := c.Cookie(sessionCookie); err == nil {
-		p.sessions.delete(ck.Value)
+		p.sessions.delete(ctx, ck.Value)
 	}
-	c.SetCookie(strictCookie(sessionCookie, p.sessions.create(e.Username), int(p.o.SessionTTL.Seconds())))
+	token, err := p.sessions.create(ctx, e.Username)
+	if err != nil {
+		return err
+	}
+	c.SetCookie(strictCookie(sessionCookie, token, int(p.o.SessionTTL.Seconds())))
 	return c.Redirect(http.StatusSeeOther, "/"+next)
 }
 
 func (p *Portal) logout(c echo.Context) error {
 	if ck, err := c.Cookie(sessionCookie); err == nil {
-		p.sessions.delete(ck.Value)
+		p.sessions.delete(c.Request().Context(), ck.Value)
 	}
 	c.SetCookie(strictCookie(sessionCookie, "", -1))
 	return c.Redirect(http.StatusSeeOther, "/")

@@ -1,16 +1,21 @@
 package enroll
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/zbca/zbca/store"
 )
 
 // Cookies of the portal. The __Host- prefix makes browsers insist on
@@ -99,79 +104,95 @@ func (p *Portal) language(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// sessions are short logins kept in memory: a session cookie names the
-// enterprise for TTL after its password was checked, so that a clerk can
-// go from "my certificates" to "revoke" and confirm without typing the
-// password again. Behind a load balancer, route a client to one node
-// (sticky sessions); a session lost to another node only asks for the
-// password again.
+// sessions are short logins: a session cookie names the enterprise for
+// TTL after its password was checked, so that a clerk can go from "my
+// certificates" to "revoke" and confirm without typing the password again.
+// They live in the database (store.SessionStore), which holds only the
+// SHA-256 of each token, so every node behind a load balancer knows them
+// and a logout on one node ends the session on all.
 type sessions struct {
-	mu  sync.Mutex
-	m   map[string]session
+	st  store.SessionStore
 	ttl time.Duration
-	max int
 	now func() time.Time
+	log *slog.Logger
+	// nextPrune is when (unix nanoseconds) create next deletes expired
+	// sessions: at most once a minute per node, a bounded number each time.
+	nextPrune atomic.Int64
 }
 
-type session struct {
-	username string
-	expires  time.Time
+const (
+	sessionPruneEvery = time.Minute
+	sessionPruneLimit = 1000
+)
+
+func newSessions(st store.SessionStore, ttl time.Duration, now func() time.Time, log *slog.Logger) *sessions {
+	return &sessions{st: st, ttl: ttl, now: now, log: log}
 }
 
-func newSessions(ttl time.Duration, max int, now func() time.Time) *sessions {
-	return &sessions{m: map[string]session{}, ttl: ttl, max: max, now: now}
-}
-
-// create starts a session for username and returns its token. At max
-// sessions the expired ones are dropped first, then arbitrary ones.
-func (s *sessions) create(username string) string {
+// create starts a session for username and returns its token. An error
+// means no session: the caller shows an error page.
+func (s *sessions) create(ctx context.Context, username string) (string, error) {
 	token := newToken()
 	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.m) >= s.max {
-		for k, v := range s.m {
-			if !now.Before(v.expires) {
-				delete(s.m, k)
-			}
-		}
-		for k := range s.m {
-			if len(s.m) < s.max {
-				break
-			}
-			delete(s.m, k)
-		}
+	if err := s.st.CreateSession(ctx, token, username, now.Add(s.ttl)); err != nil {
+		return "", fmt.Errorf("starting a session: %w", err)
 	}
-	s.m[token] = session{username: username, expires: now.Add(s.ttl)}
-	return token
+	s.prune(ctx, now)
+	return token, nil
+}
+
+// prune deletes expired sessions when it is due; a failure only delays it.
+func (s *sessions) prune(ctx context.Context, now time.Time) {
+	next := s.nextPrune.Load()
+	if now.UnixNano() < next || !s.nextPrune.CompareAndSwap(next, now.Add(sessionPruneEvery).UnixNano()) {
+		return
+	}
+	if _, err := s.st.PruneSessions(ctx, now, sessionPruneLimit); err != nil {
+		s.log.Warn("pruning portal sessions", "err", err)
+	}
 }
 
 // get returns the session's username, or "" when it is unknown or expired.
-func (s *sessions) get(token string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[token]
-	if !ok {
+// A store that cannot answer counts as "not logged in" (the login form
+// again), with a warning, rather than an error page on every page.
+func (s *sessions) get(ctx context.Context, token string) string {
+	if !tokenLike(token) {
 		return ""
 	}
-	if !s.now().Before(v.expires) {
-		delete(s.m, token)
-		return ""
-	}
-	return v.username
-}
-
-func (s *sessions) delete(token string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, token)
-}
-
-// user returns the logged-in enterprise's username, or "".
-func (p *Portal) user(c echo.Context) string {
-	ck, err := c.Cookie(sessionCookie)
+	u, found, err := s.st.Session(ctx, token, s.now())
 	if err != nil {
+		s.log.Warn("reading portal session", "err", err)
 		return ""
 	}
-	return p.sessions.get(ck.Value)
+	if !found {
+		return ""
+	}
+	return u
+}
+
+// delete ends a session (logout, or a new login replacing it). A failure
+// is logged: the browser drops its cookie anyway, and the session expires
+// within TTL.
+func (s *sessions) delete(ctx context.Context, token string) {
+	if !tokenLike(token) {
+		return
+	}
+	if err := s.st.DeleteSession(ctx, token); err != nil {
+		s.log.Warn("ending portal session", "err", err)
+	}
+}
+
+// user returns the logged-in enterprise's username, or "". The answer is
+// kept for the rest of the request: a page asks more than once.
+func (p *Portal) user(c echo.Context) string {
+	const key = "portal.user"
+	if u, ok := c.Get(key).(string); ok {
+		return u
+	}
+	u := ""
+	if ck, err := c.Cookie(sessionCookie); err == nil {
+		u = p.sessions.get(c.Request().Context(), ck.Value)
+	}
+	c.Set(key, u)
+	return u
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,14 +55,22 @@ type portalEnv struct {
 func newPortalEnv(t *testing.T, downloads ...string) *portalEnv {
 	t.Helper()
 	env := newSvcEnv(t, enroll.Policy{})
+	o := enroll.PortalOptions{}
+	if len(downloads) > 0 {
+		o.DownloadsDir = downloads[0]
+	}
+	return &portalEnv{svcEnv: env, e: newPortalNode(t, env, env.st, o)}
+}
+
+// newPortalNode is one node's portal (its own Guard, Portal and echo) on
+// env's enrollment service, keeping its state in st; o adds options.
+func newPortalNode(t *testing.T, env *svcEnv, st enroll.PortalStore, o enroll.PortalOptions) *echo.Echo {
+	t.Helper()
 	g, err := enroll.NewGuard(fixedAuth{st: env.st}, enroll.GuardOptions{Store: env.st, Name: "test", Now: env.clock.Now, PerIPRate: 1000, PerIPBurst: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := enroll.PortalOptions{Auth: g, Enroll: env.svc, Store: env.st, Revocation: env.svc.Revoke, Now: env.clock.Now}
-	if len(downloads) > 0 {
-		o.DownloadsDir = downloads[0]
-	}
+	o.Auth, o.Enroll, o.Store, o.Revocation, o.Now = g, env.svc, st, env.svc.Revoke, env.clock.Now
 	p, err := enroll.NewPortal(o)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +78,7 @@ func newPortalEnv(t *testing.T, downloads ...string) *portalEnv {
 	e := web.New(slog.New(slog.DiscardHandler), "https")
 	e.Use(enroll.SecurityHeaders)
 	p.Register(e)
-	return &portalEnv{svcEnv: env, e: e}
+	return e
 }
 
 // browser keeps cookies like a browser on one site.
@@ -284,6 +294,101 @@ func TestPortalLogin(t *testing.T) {
 	b2.post("/logout", url.Values{})
 	b2.cookies[old.Name] = &old
 	wantBody(t, b2.do("GET", "/certificates", nil, nil), http.StatusOK, "企业用户登录")
+}
+
+// TestPortalSessionsAcrossNodes: a session started on one node is good on
+// another node on the same store, and a logout on that node ends it on
+// the first; sessions expire after the TTL on every node.
+func TestPortalSessionsAcrossNodes(t *testing.T) {
+	pe := newPortalEnv(t)
+	other := newPortalNode(t, pe.svcEnv, pe.st, enroll.PortalOptions{})
+	b := pe.browser(t)
+	if rec := b.login("alpha", portalPassword); rec.Code != http.StatusSeeOther {
+		t.Fatalf("login: %d", rec.Code)
+	}
+	session := *b.cookies["__Host-zbca-session"]
+	b.e = other
+	wantBody(t, b.do("GET", "/apply", nil, nil), http.StatusOK, "gen-form", "alpha")
+	b.post("/logout", url.Values{})
+	// The first node, with the cookie kept: logged out there too.
+	b.e = pe.e
+	b.cookies[session.Name] = &session
+	wantBody(t, b.do("GET", "/certificates", nil, nil), http.StatusOK, "企业用户登录")
+
+	// Expiry: good until the TTL on the other node, then gone.
+	b.login("beta", portalPassword)
+	b.e = other
+	pe.clock.Add(10*time.Minute - time.Second)
+	wantBody(t, b.do("GET", "/apply", nil, nil), http.StatusOK, "gen-form", "beta")
+	pe.clock.Add(time.Second)
+	wantBody(t, b.do("GET", "/certificates", nil, nil), http.StatusOK, "企业用户登录")
+}
+
+// failingSessions is the real store whose session calls fail on demand.
+type failingSessions struct {
+	enroll.PortalStore
+	fail bool
+}
+
+var errDatabaseDown = errors.New("database down")
+
+func (f *failingSessions) CreateSession(ctx context.Context, token, username string, expires time.Time) error {
+	if f.fail {
+		return errDatabaseDown
+	}
+	return f.PortalStore.CreateSession(ctx, token, username, expires)
+}
+
+func (f *failingSessions) Session(ctx context.Context, token string, now time.Time) (string, bool, error) {
+	if f.fail {
+		return "", false, errDatabaseDown
+	}
+	return f.PortalStore.Session(ctx, token, now)
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestPortalSessionStoreDown: a session that cannot be started is an error
+// page and no cookie; a session that cannot be read is "not logged in"
+// (the login form), with a warning, not an error page.
+func TestPortalSessionStoreDown(t *testing.T) {
+	env := newSvcEnv(t, enroll.Policy{})
+	st := &failingSessions{PortalStore: env.st}
+	var logs syncBuffer
+	e := newPortalNode(t, env, st, enroll.PortalOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	b := &browser{t: t, e: e, cookies: map[string]*http.Cookie{}}
+	st.fail = true
+	wantBody(t, b.login("alpha", portalPassword), http.StatusInternalServerError)
+	if _, ok := b.cookies["__Host-zbca-session"]; ok {
+		t.Fatal("a session cookie without a session")
+	}
+	st.fail = false
+	if rec := b.login("alpha", portalPassword); rec.Code != http.StatusSeeOther {
+		t.Fatalf("login: %d", rec.Code)
+	}
+	st.fail = true
+	wantBody(t, b.do("GET", "/certificates", nil, nil), http.StatusOK, "企业用户登录")
+	if !strings.Contains(logs.String(), "reading portal session") || !strings.Contains(logs.String(), "database down") {
+		t.Errorf("no warning logged:\n%s", logs.String())
+	}
+	st.fail = false
+	wantBody(t, b.do("GET", "/certificates", nil, nil), http.StatusOK, "alpha")
 }
 
 func TestPortalPastedCSR(t *testing.T) {

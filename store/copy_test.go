@@ -14,7 +14,8 @@ import (
 )
 
 // TestCopyTablesCoverSchema fails when a migration adds a table that
-// store.CopyTables does not list (its rows would not be moved).
+// neither store.CopyTables nor store.TransientTables lists (its rows would
+// not be moved).
 func TestCopyTablesCoverSchema(t *testing.T) {
 	st, _ := openSQLite(t)
 	names, err := store.SQLiteTables(context.Background(), st.(*store.SQL))
@@ -22,10 +23,10 @@ func TestCopyTablesCoverSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	names = slices.DeleteFunc(names, func(n string) bool { return n == "schema_migrations" })
-	want := slices.Clone(store.CopyTables)
+	want := slices.Concat(store.CopyTables, store.TransientTables)
 	slices.Sort(want)
 	if !slices.Equal(names, want) {
-		t.Fatalf("schema tables %v, store.CopyTables %v: add the new table to CopyTables (in dependency order)", names, want)
+		t.Fatalf("schema tables %v, store.CopyTables and TransientTables %v: add the new table to CopyTables (in dependency order)", names, want)
 	}
 }
 
@@ -105,6 +106,19 @@ func fillStore(t *testing.T, s *store.SQL) {
 			t.Fatal(err)
 		}
 	}
+	// Transient state, which is not copied.
+	if err := s.CreateSession(ctx, "session-token", "e00", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UseNonce(ctx, "used-nonce", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.TakeToken(ctx, "192.0.2.1", now, 1, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClusterSecret(ctx, "acme-nonce"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestCopySQLiteToPostgres(t *testing.T) {
@@ -164,6 +178,17 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 	}
 	if n, err := dst.NextCRLNumber(ctx, "aa"); err != nil || n != 4 {
 		t.Fatalf("NextCRLNumber: %d %v, want 4", n, err)
+	}
+	// Transient state stays behind; the destination makes its own secret.
+	if _, found, err := dst.Session(ctx, "session-token", time.Now()); err != nil || found {
+		t.Fatalf("session copied: %v %v", found, err)
+	}
+	if fresh, err := dst.UseNonce(ctx, "used-nonce", time.Now().Add(time.Hour)); err != nil || !fresh {
+		t.Fatalf("used nonce copied: %v %v", fresh, err)
+	}
+	srcKey, _ := src.ClusterSecret(ctx, "acme-nonce")
+	if dstKey, err := dst.ClusterSecret(ctx, "acme-nonce"); err != nil || len(dstKey) != 32 || bytes.Equal(dstKey, srcKey) {
+		t.Fatalf("cluster secret after copy: %x %v", dstKey, err)
 	}
 	// New writes continue the ids and the chain.
 	e := &store.Enterprise{Username: "new", Name: "New", PasswordHash: "h"}

@@ -28,6 +28,8 @@ type Store interface {
 	store.ACMEStore
 	store.CertReader
 	GetEnterpriseByID(ctx context.Context, id int64) (*store.Enterprise, error)
+	// NonceStore makes a nonce from one node good, once, on all.
+	NonceStore
 }
 
 // Options configures New.
@@ -39,7 +41,8 @@ type Options struct {
 	Issuing *x509.Certificate
 	// OrderLifetime of a new order (default 1h).
 	OrderLifetime time.Duration
-	// NonceLifetime (default 10m).
+	// NonceLifetime (default 10m). Nonces are good on every node sharing
+	// the store.
 	NonceLifetime time.Duration
 	// AccountCacheTTL bounds how long an account read from the store is
 	// used without reading it again (default 1m; negative: no cache). The
@@ -75,7 +78,7 @@ func New(o Options) *Server {
 	if o.AccountCacheTTL == 0 {
 		o.AccountCacheTTL = time.Minute
 	}
-	s := &Server{o: o, nonces: newNonces(o.NonceLifetime, 1_000_000, o.Now), issued: newIssuedCache(4096)}
+	s := &Server{o: o, nonces: newNonces(o.Store, o.NonceLifetime, o.Now, o.Logger), issued: newIssuedCache(4096)}
 	s.accounts = &accountCache{load: o.Store.GetACMEAccount, ttl: o.AccountCacheTTL, max: 100_000, now: o.Now, m: make(map[string]cachedAccount)}
 	if o.Issuing != nil {
 		s.issuingPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: o.Issuing.Raw})
@@ -118,7 +121,13 @@ func (s *Server) Register(e *echo.Echo) {
 func (s *Server) common(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
-		h.Set("Replay-Nonce", s.nonces.make())
+		if n, err := s.nonces.make(c.Request().Context()); err == nil {
+			h.Set("Replay-Nonce", n)
+		} else {
+			// Only the first nonce reads the store (the key); a client
+			// without a nonce asks new-nonce again.
+			s.o.Logger.Error("making a nonce", "err", err)
+		}
 		h.Set("Cache-Control", "no-store")
 		h.Add("Link", `<`+s.base(c)+`/acme/directory>;rel="index"`)
 		err := next(c)

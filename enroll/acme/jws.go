@@ -102,7 +102,11 @@ func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
 	if f.Signature == "" {
 		return nil, malformed("the JWS has no signature")
 	}
-	if h.Nonce == "" || !s.nonces.use(h.Nonce) {
+	fresh, err := s.nonces.use(r.Context(), h.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
 		return nil, badNonce("the nonce is unknown, used or expired")
 	}
 	want := s.requestURL(c)

@@ -62,6 +62,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, h) })
 	t.Run("ConcurrentAPIKeyRevoke", func(t *testing.T) { testConcurrentAPIKeyRevoke(t, h) })
 	t.Run("CertRevocation", func(t *testing.T) { testCertRevocation(t, h) })
+	t.Run("SharedState", func(t *testing.T) { testShared(t, h) })
 }
 
 func ev(action, subject string) store.AuditEvent {
