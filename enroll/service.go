@@ -108,6 +108,7 @@ func (s *Service) Issue(ctx context.Context, r Request) (*ca.Issued, error) {
 		for _, old := range iss.Superseded {
 			s.logger().Info("superseded certificate", "serial", old.Serial, "by", iss.Record.Serial, "enterprise", r.Username)
 		}
+		s.Revoke.Counted(revocation.Superseded, len(iss.Superseded))
 	}
 	return iss, nil
 }

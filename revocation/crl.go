@@ -23,6 +23,7 @@ import (
 // CRLStore is what the publisher needs from persistence.
 type CRLStore interface {
 	store.CRLStore
+	store.PublisherLock
 	// CountRevoked returns how many of issuer's certificates are revoked.
 	CountRevoked(ctx context.Context, issuer string) (int, error)
 }
@@ -54,6 +55,7 @@ type Published struct {
 	Number     int64
 	ThisUpdate time.Time
 	NextUpdate time.Time
+	BuiltAt    time.Time // store.CRL.BuiltAt
 	Entries    int
 	// DER is the CRL; the PEM form is written from it when asked for (at
 	// a million entries it would be 63 MB more to keep).
@@ -73,6 +75,7 @@ type Publisher struct {
 	current map[string]*Published
 	buildMu sync.Mutex
 	trigger chan struct{}
+	changed chan struct{}
 }
 
 // NewPublisher checks its options; call Load, then Run.
@@ -101,7 +104,7 @@ func NewPublisher(o PublisherOptions) (*Publisher, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Publisher{o: o, current: map[string]*Published{}, trigger: make(chan struct{}, 1)}, nil
+	return &Publisher{o: o, current: map[string]*Published{}, trigger: make(chan struct{}, 1), changed: make(chan struct{}, 1)}, nil
 }
 
 // Get returns the latest CRL of name ("issuing-1", "root"), or nil.
@@ -114,34 +117,34 @@ func (p *Publisher) Get(name string) *Published {
 // Load serves the CRLs stored by an earlier run at once, and publishes the
 // ones that are missing or due.
 func (p *Publisher) Load(ctx context.Context) error {
-	for _, is := range p.all() {
-		c, err := p.o.Store.LatestCRL(ctx, is.Name)
-		switch {
-		case errors.Is(err, zerr.NotFound):
-		case err != nil:
-			return err
-		default:
-			p.set(newPublished(c))
-		}
+	if err := p.syncAll(ctx); err != nil {
+		return err
 	}
 	// Revocations made while no server ran (zbca cert revoke --offline, or
 	// the CLI without a server) are not in the stored CRL: publish now.
 	for _, is := range p.o.Issuers {
-		cur := p.Get(is.Name)
-		if cur == nil {
-			continue
-		}
-		n, err := p.o.Store.CountRevoked(ctx, is.ID)
-		if err != nil {
-			return err
-		}
-		if n != cur.Entries {
-			if _, err := p.Publish(ctx, is.Name); err != nil {
-				return err
+		stale := func(cur *Published) (bool, error) {
+			if cur == nil {
+				return false, nil
 			}
+			n, err := p.o.Store.CountRevoked(ctx, is.ID)
+			return n != cur.Entries, err
+		}
+		if _, err := p.publishIf(ctx, is.Name, stale); err != nil {
+			return err
 		}
 	}
 	return p.publishDue(ctx)
+}
+
+// Names are the CRLs this publisher keeps: the issuing CAs' and the
+// root's.
+func (p *Publisher) Names() []string {
+	var names []string
+	for _, is := range p.all() {
+		names = append(names, is.Name)
+	}
+	return names
 }
 
 func (p *Publisher) all() []ca.CRLIssuer { return append([]ca.CRLIssuer{p.o.Root}, p.o.Issuers...) }
@@ -149,25 +152,48 @@ func (p *Publisher) all() []ca.CRLIssuer { return append([]ca.CRLIssuer{p.o.Root
 // publishDue publishes every CRL that is missing or older than its
 // schedule.
 func (p *Publisher) publishDue(ctx context.Context) error {
-	now := p.o.Now()
 	var errs []error
 	for _, is := range p.all() {
-		cur := p.Get(is.Name)
-		due := cur == nil
-		if cur != nil {
+		due := func(cur *Published) (bool, error) {
+			if cur == nil {
+				return true, nil
+			}
+			now := p.o.Now()
 			if is.Name == p.o.Root.Name {
-				due = cur.NextUpdate.Sub(now) < p.o.RootValidity/10
-			} else {
-				due = now.Sub(cur.ThisUpdate) >= p.o.Interval || cur.NextUpdate.Sub(now) < p.o.Validity-p.o.Interval
+				return cur.NextUpdate.Sub(now) < p.o.RootValidity/10, nil
 			}
+			return now.Sub(cur.ThisUpdate) >= p.o.Interval || cur.NextUpdate.Sub(now) < p.o.Validity-p.o.Interval, nil
 		}
-		if due {
-			if _, err := p.Publish(ctx, is.Name); err != nil {
-				errs = append(errs, err)
-			}
+		// Checked first without the lock, the common case: nothing due.
+		if d, _ := due(p.Get(is.Name)); !d {
+			continue
+		}
+		if _, err := p.publishIf(ctx, is.Name, due); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// publishIf publishes name if needed says so of the latest CRL, judged
+// while holding the publisher lock, after loading the CRL another node
+// may have stored meanwhile: of several nodes woken by one revocation or
+// one schedule, one publishes and the others serve its CRL. It returns the
+// CRL served afterwards.
+func (p *Publisher) publishIf(ctx context.Context, name string, needed func(*Published) (bool, error)) (*Published, error) {
+	unlock, err := p.o.Store.LockCRLPublisher(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := p.sync(ctx, name); err != nil {
+		return nil, fmt.Errorf("reading the stored CRL %s: %w", name, err)
+	}
+	cur := p.Get(name)
+	if ok, err := needed(cur); err != nil || !ok {
+		return cur, err
+	}
+	return p.publish(ctx, name)
 }
 
 // Trigger asks for new issuing-CA CRLs within the configured delay (after
@@ -189,10 +215,24 @@ func (p *Publisher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			// Another node's CRLs first (notifications can be missed),
+			// then what is due.
+			if err := p.syncAll(ctx); err != nil && ctx.Err() == nil {
+				p.o.Logger.Warn("reading stored CRLs", "err", err)
+			}
 			if err := p.publishDue(ctx); err != nil && ctx.Err() == nil {
 				p.o.Logger.Error("publishing CRLs", "err", err)
 			}
+		case <-p.changed:
+			if err := p.syncAll(ctx); err != nil && ctx.Err() == nil {
+				p.o.Logger.Warn("reading stored CRLs", "err", err)
+			}
 		case <-p.trigger:
+			// A CRL built from this time on holds the revocations that
+			// triggered it (committed before Trigger): of the nodes
+			// woken by one revocation, the first to take the lock
+			// publishes and the others find its CRL new enough.
+			since := p.o.Now()
 			// Gather the revocations of a short while into one CRL, well
 			// inside the promised delay.
 			select {
@@ -200,8 +240,9 @@ func (p *Publisher) Run(ctx context.Context) {
 				return
 			case <-time.After(min(p.o.Delay/4, 5*time.Second)):
 			}
+			older := func(cur *Published) (bool, error) { return cur == nil || cur.BuiltAt.Before(since), nil }
 			for _, is := range p.o.Issuers {
-				if _, err := p.Publish(ctx, is.Name); err != nil && ctx.Err() == nil {
+				if _, err := p.publishIf(ctx, is.Name, older); err != nil && ctx.Err() == nil {
 					p.o.Logger.Error("publishing CRL after revocation", "crl", is.Name, "err", err)
 				}
 			}
@@ -209,8 +250,14 @@ func (p *Publisher) Run(ctx context.Context) {
 	}
 }
 
-// Publish builds, signs, stores and serves a new CRL for name now.
+// Publish builds, signs, stores and serves a new CRL for name now (after
+// any other node's publication in progress).
 func (p *Publisher) Publish(ctx context.Context, name string) (*Published, error) {
+	return p.publishIf(ctx, name, func(*Published) (bool, error) { return true, nil })
+}
+
+// publish is Publish with the publisher lock held.
+func (p *Publisher) publish(ctx context.Context, name string) (*Published, error) {
 	var is *ca.CRLIssuer
 	for _, c := range p.all() {
 		if c.Name == name {
@@ -224,6 +271,7 @@ func (p *Publisher) Publish(ctx context.Context, name string) (*Published, error
 	p.buildMu.Lock()
 	defer p.buildMu.Unlock()
 	start := time.Now()
+	builtAt := p.o.Now()
 	number, err := p.o.Store.NextCRLNumber(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("reserving CRL number: %w", err)
@@ -270,7 +318,7 @@ func (p *Publisher) Publish(ctx context.Context, name string) (*Published, error
 	if err != nil {
 		return nil, fmt.Errorf("building CRL %s: %w", name, err)
 	}
-	c := &store.CRL{Name: name, Number: number, ThisUpdate: now, NextUpdate: now.Add(validity), DER: der, Entries: entries}
+	c := &store.CRL{Name: name, Number: number, ThisUpdate: now, NextUpdate: now.Add(validity), BuiltAt: builtAt, DER: der, Entries: entries}
 	if err := p.o.Store.SaveCRL(ctx, c); err != nil {
 		return nil, fmt.Errorf("storing CRL %s: %w", name, err)
 	}
@@ -294,7 +342,7 @@ func (p *Publisher) set(pub *Published) {
 func newPublished(c *store.CRL) *Published {
 	sum := sha256.Sum256(c.DER)
 	return &Published{
-		Name: c.Name, Number: c.Number, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate, Entries: c.Entries,
+		Name: c.Name, Number: c.Number, ThisUpdate: c.ThisUpdate, NextUpdate: c.NextUpdate, BuiltAt: c.BuiltAt, Entries: c.Entries,
 		DER:  c.DER,
 		ETag: `"` + fmt.Sprint(c.Number) + "-" + hex.EncodeToString(sum[:8]) + `"`,
 	}

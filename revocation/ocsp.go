@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,7 @@ type Responder struct {
 	signersMu sync.Mutex
 	signers   atomic.Pointer[[]*ocspder.Signer]
 	live      chan struct{}
+	wake      chan struct{} // Poke
 	watermk   time.Time
 	// lastPoll is when the previous poll started: rows committed after it
 	// carry an updated_at at most a commit's duration older.
@@ -133,7 +135,7 @@ func NewResponder(o ResponderOptions) (*Responder, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	r := &Responder{o: o, live: make(chan struct{}, o.LiveWorkers)}
+	r := &Responder{o: o, live: make(chan struct{}, o.LiveWorkers), wake: make(chan struct{}, 1)}
 	for i := range r.shards {
 		r.shards[i].idx = make(map[serialKey]uint32)
 	}
@@ -246,4 +248,13 @@ func (r *Responder) issuerByID(id string) int {
 	return -1
 }
 
-func hexSerial(b []byte) string { return hex.EncodeToString(b) }
+// hexSerial is the store's text of a serial (ca.SerialHex): lowercase
+// hex without leading zeros, so that a serial whose first byte is below
+// 0x10 (one in sixteen) is found.
+func hexSerial(b []byte) string {
+	s := strings.TrimLeft(hex.EncodeToString(b), "0")
+	if s == "" {
+		return "0"
+	}
+	return s
+}

@@ -203,6 +203,8 @@ func (r *Responder) Run(ctx context.Context) {
 			return
 		case <-poll.C:
 			r.poll(ctx)
+		case <-r.wake:
+			r.poll(ctx)
 		case <-refresh.C:
 			if err := r.refreshSigners(); err != nil {
 				r.o.Logger.Error("refreshing OCSP signer", "err", err)

@@ -92,24 +92,32 @@ var errBusy = errors.New("busy")
 // notIssuedValidity is the nextUpdate distance of a "never issued" answer.
 const notIssuedValidity = 30 * time.Second
 
+// errLookup: the store could not say in time whether a serial is ours.
+var errLookup = errors.New("status lookup failed")
+
 // lookup asks the store for a serial missing from memory; a certificate
 // found is added (and signed by the caller, the next refresh or on demand).
-func (r *Responder) lookup(k *serialKey, idx int) *entry {
+// It returns errLookup when the store failed or was too slow: the serial
+// may be ours, issued a moment ago, so "never issued" would be a lie.
+func (r *Responder) lookup(k *serialKey, idx int) (*entry, error) {
 	if r.o.Lookup == nil || r.issuers[idx].isRoot {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.o.LookupTimeout)
 	defer cancel()
 	c, err := r.o.Lookup(ctx, hexSerial(k.bytes()))
-	if err != nil || c == nil {
-		return nil
+	if err != nil {
+		return nil, errLookup
+	}
+	if c == nil {
+		return nil, nil
 	}
 	var buf []byte
 	r.apply(*c, &buf) // or known already: a race with the poller
 	if e, ok := r.get(*k); ok && int(e.issuer) == idx {
-		return &e
+		return &e, nil
 	}
-	return nil
+	return nil, nil
 }
 
 // respondLive signs an answer now. k is nil for a serial that cannot be
@@ -130,7 +138,11 @@ func (r *Responder) respondLive(req *ocspder.Request, idx int, k *serialKey, e *
 		// (the CLI, another node) and not polled yet. Ask the store, with
 		// a deadline short enough that a slow database never stalls the
 		// handshakes behind this request.
-		e = r.lookup(k, idx)
+		var err error
+		if e, err = r.lookup(k, idx); err != nil {
+			r.Stats.TryLater.Add(1)
+			return Answer{DER: ocspder.TryLater}
+		}
 	}
 	if e != nil && !req.HasNonce && req.HashAlgorithm == crypto.SHA1 {
 		// A known certificate without a valid pre-signed response (after

@@ -148,6 +148,13 @@ func (r *Responder) setStatus(k serialKey, issuer, status, reason int8, revokedA
 	if e.issuer == issuer && e.status == status && e.revokedAt == revokedAt && e.reason == reason {
 		return false
 	}
+	// Revocation is final in zbca (no certificateHold): a "good" read
+	// before a revocation committed and applied after it (a poll or
+	// another node's notification racing this node's own revocation)
+	// must not bring the certificate back.
+	if e.status == ocspder.Revoked && status != ocspder.Revoked {
+		return false
+	}
 	e.issuer, e.status, e.reason, e.revokedAt = issuer, status, reason, revokedAt
 	e.sigLen, e.thisUpdate, e.nextUpdate = 0, 0, 0
 	e.gen++

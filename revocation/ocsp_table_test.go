@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/binary"
+	"math/big"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/internal/ocspder"
 )
 
@@ -95,10 +98,11 @@ func TestReSignInPlace(t *testing.T) {
 		t.Fatalf("status %d after revocation and a stale refresh, want revoked", resp.Status)
 	}
 
-	// A status change made elsewhere (the poller) unsigns the entry: no
-	// answer with the old status is served meanwhile.
+	// A status change made elsewhere (the poller: here another reason)
+	// unsigns the entry: no answer with the old status is served
+	// meanwhile. (Back to good it cannot go: TestRevokedStaysRevoked.)
 	e, _ := f.resp.get(k)
-	if !f.resp.setStatus(k, e.issuer, ocspder.Good, 0, 0) {
+	if !f.resp.setStatus(k, e.issuer, ocspder.Revoked, int8(CessationOfOperation), e.revokedAt) {
 		t.Fatal("setStatus reported no change")
 	}
 	if e, _ := f.resp.get(k); e.sigLen != 0 {
@@ -108,8 +112,8 @@ func TestReSignInPlace(t *testing.T) {
 		t.Fatal("an unsigned entry was answered from the cache")
 	}
 	resp2, etag2 := askOCSP(t, f, leaf)
-	if resp2.Status != ocsp.Good {
-		t.Fatalf("status %d, want good (the status set last)", resp2.Status)
+	if resp2.Status != ocsp.Revoked || resp2.RevocationReason != ocsp.CessationOfOperation {
+		t.Fatalf("status %d reason %d, want the status set last", resp2.Status, resp2.RevocationReason)
 	}
 	if etag2 == etag {
 		t.Errorf("ETag %s unchanged for a new response", etag)
@@ -159,5 +163,44 @@ func TestCachedAnswerAllocatesNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, func() { f.resp.Respond(req, dst) }); n != 0 {
 		t.Errorf("Respond allocates %v times per cached answer", n)
+	}
+}
+
+// TestRevokedStaysRevoked: a "good" status read before a revocation and
+// applied after it (a poll or a notification racing this node's own
+// revocation) does not bring the certificate back.
+func TestRevokedStaysRevoked(t *testing.T) {
+	f := newFixture(t, nil)
+	leaf := f.issue(t)
+	serial := leaf.SerialNumber.Text(16)
+	before, err := f.st.CertStatus(context.Background(), serial)
+	if err != nil || before == nil {
+		t.Fatal(before, err)
+	}
+	if _, err := f.svc.Revoke(context.Background(), serial, KeyCompromise, "test", ByOperator); err != nil {
+		t.Fatal(err)
+	}
+	var buf []byte
+	if f.resp.apply(*before, &buf) {
+		t.Error("a stale good status was applied over the revocation")
+	}
+	rec := post(t, f.resp, ocspRequest(t, leaf, f.a.Issuing(), crypto.SHA1))
+	if r, err := ocsp.ParseResponseForCert(rec.Body.Bytes(), leaf, f.a.Issuing()); err != nil || r.Status != ocsp.Revoked {
+		t.Fatalf("after a stale good: %v %+v", err, r)
+	}
+}
+
+// TestHexSerialIsTheStoreText: the responder asks the store for a serial
+// in the CA's canonical text, including the one serial in sixteen whose
+// first byte is below 0x10 (its hex has no leading zero).
+func TestHexSerialIsTheStoreText(t *testing.T) {
+	for i := range 4096 {
+		b := make([]byte, 16)
+		binary.BigEndian.PutUint64(b, uint64(i)*0x9e3779b97f4a7c15)
+		binary.BigEndian.PutUint64(b[8:], uint64(i))
+		b[0] = byte(i) // every first byte, 0x00–0x0f included
+		if got, want := hexSerial(b), ca.SerialHex(new(big.Int).SetBytes(b)); got != want {
+			t.Fatalf("hexSerial(%x) = %s, store text %s", b, got, want)
+		}
 	}
 }

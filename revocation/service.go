@@ -29,6 +29,20 @@ type Service struct {
 	OCSP   StatusUpdater // may be nil (a CLI process without a responder)
 	CRL    interface{ Trigger() }
 	Logger *slog.Logger
+	// Observe, when set, counts revocations made here (metrics), those
+	// of Revoke and those reported through Counted.
+	Observe func(reason Reason)
+}
+
+// Counted reports revocations this node made outside Revoke (superseded
+// certificates, revoked in their successor's issuance transaction).
+func (s *Service) Counted(reason Reason, n int) {
+	if s == nil || s.Observe == nil {
+		return
+	}
+	for range n {
+		s.Observe(reason)
+	}
 }
 
 // Who is asking: operators may use more reasons than subscribers.
@@ -66,6 +80,7 @@ func (s *Service) Revoke(ctx context.Context, serial string, reason Reason, acto
 	if s.CRL != nil {
 		s.CRL.Trigger()
 	}
+	s.Counted(reason, 1)
 	log.Info("revoked certificate", "serial", serial, "reason", reason.String(), "actor", actor, "took", time.Since(start).Round(time.Microsecond))
 	return rec, nil
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"io"
@@ -35,7 +36,10 @@ func (s *Server) registerAdmin(e *echo.Echo) {
 }
 
 func (s *Server) readyz(c echo.Context) error {
-	ctx := c.Request().Context()
+	// A load balancer's probe must get an answer even when the database
+	// hangs rather than refuses.
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
 	if err := s.opts.Store.Ping(ctx); err != nil {
 		s.opts.Logger.Warn("not ready: database unreachable", "err", err)
 		return c.String(http.StatusServiceUnavailable, "database unreachable\n")

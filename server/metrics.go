@@ -16,6 +16,8 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	issued   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	revoked  *prometheus.CounterVec
+	logins   *prometheus.CounterVec
 }
 
 // NewMetrics registers zbca's collectors and the Go and process ones.
@@ -30,10 +32,53 @@ func NewMetrics() *Metrics {
 			Name: "zbca_issuance_duration_seconds", Help: "Time from request to durably stored certificate.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"profile"}),
+		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zbca_revocations_total", Help: "Certificates revoked through this node, by reason (superseded: by a renewal).",
+		}, []string{"reason"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zbca_logins_total", Help: "Enterprise password logins by outcome: ok, failed (wrong password, unknown or malformed user), locked (refused unchecked: account locked), rate_limited (client address over its rate), error (undecided); lockout counts the failures that locked an account (also counted as failed).",
+		}, []string{"outcome"}),
 	}
 	m.issued.WithLabelValues("client", "ok") // show the series from the start
-	r.MustRegister(m.issued, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.revoked.WithLabelValues(revocation.KeyCompromise.String())
+	for _, o := range []string{"ok", "failed", "locked", "lockout", "rate_limited", "error"} {
+		m.logins.WithLabelValues(o)
+	}
+	r.MustRegister(m.issued, m.latency, m.revoked, m.logins, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// ObserveRevocation is revocation.Service.Observe.
+func (m *Metrics) ObserveRevocation(r revocation.Reason) {
+	m.revoked.WithLabelValues(r.String()).Inc()
+}
+
+// ObserveLogin counts an enterprise login attempt's outcome (see the
+// zbca_logins_total help for the values).
+func (m *Metrics) ObserveLogin(outcome string) {
+	m.logins.WithLabelValues(outcome).Inc()
+}
+
+// WatchCRL exports the age of each CRL being served and its entries.
+func (m *Metrics) WatchCRL(p *revocation.Publisher, now func() time.Time) {
+	for _, name := range p.Names() {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "zbca_crl_age_seconds", Help: "Time since thisUpdate of the CRL served (-1: none yet).", ConstLabels: prometheus.Labels{"crl": name},
+		}, func() float64 {
+			if c := p.Get(name); c != nil {
+				return now().Sub(c.ThisUpdate).Seconds()
+			}
+			return -1
+		}))
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "zbca_crl_entries", Help: "Revoked certificates listed in the CRL served.", ConstLabels: prometheus.Labels{"crl": name},
+		}, func() float64 {
+			if c := p.Get(name); c != nil {
+				return float64(c.Entries)
+			}
+			return 0
+		}))
+	}
 }
 
 // WatchOCSP exports the responder's counters and the age of its oldest

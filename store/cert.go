@@ -72,6 +72,11 @@ func (s *SQL) storeCertTx(ctx context.Context, w *wtx, c *Certificate, ev AuditE
 	if _, err := w.exec(ctx, qOrderValid, nanos(now), c.Serial); err != nil {
 		return fmt.Errorf("updating order: %w", err)
 	}
+	// Other nodes answer OCSP for it at once, not after their next poll
+	// (a relying party may check it the moment its holder gets it).
+	if err := w.notify(ctx, pgChannelCert, c.Serial); err != nil {
+		return err
+	}
 	return w.appendAudit(ctx, ev)
 }
 
@@ -281,6 +286,9 @@ func (s *SQL) StoreCertificateSuperseding(ctx context.Context, c *Certificate, e
 			}
 			if err := w.appendAudit(ctx, AuditEvent{At: now, Actor: actor, Action: "cert.revoke", Subject: sn,
 				Details: map[string]any{"reason": 4, "superseded_by": c.Serial}}); err != nil {
+				return err
+			}
+			if err := w.notify(ctx, pgChannelCert, sn); err != nil {
 				return err
 			}
 			rec, err := scanCert(w.queryRow(ctx, `SELECT `+certCols+` FROM certificates c LEFT JOIN enterprises e ON e.id = c.enterprise_id WHERE c.serial = ?`, sn))

@@ -14,6 +14,9 @@ import (
 const (
 	pgLockMigrate int64 = 0x7a626361_0001 // schema migrations
 	pgLockAudit   int64 = 0x7a626361_0002 // the audit chain head
+	pgLockCRL     int64 = 0x7a626361_0003 // the CRL publisher (cluster.go)
+	// pgLockNodeClass ("zbca") with hashtext(node_name): a running node.
+	pgLockNodeClass = 0x7a626361
 )
 
 // ErrBackupPostgres is Backup's error on PostgreSQL: its own tools make

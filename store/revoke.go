@@ -59,8 +59,11 @@ type CRL struct {
 	Number     int64
 	ThisUpdate time.Time
 	NextUpdate time.Time
-	DER        []byte
-	Entries    int
+	// BuiltAt is when the build began, before the revoked certificates
+	// were read: the CRL holds every revocation committed before it.
+	BuiltAt time.Time
+	DER     []byte
+	Entries int
 }
 
 var (
@@ -100,6 +103,9 @@ func (s *SQL) Revoke(ctx context.Context, r RevokeRequest) (*Certificate, error)
 			details["comment"] = r.Comment
 		}
 		if err := w.appendAudit(ctx, AuditEvent{At: r.At, Actor: r.Actor, Action: "cert.revoke", Subject: r.Serial, Details: details}); err != nil {
+			return err
+		}
+		if err := w.notify(ctx, pgChannelCert, r.Serial); err != nil {
 			return err
 		}
 		rec, err = scanCert(w.queryRow(ctx, `SELECT `+certCols+` FROM certificates c LEFT JOIN enterprises e ON e.id = c.enterprise_id WHERE c.serial = ?`, r.Serial))
@@ -145,26 +151,37 @@ func (s *SQL) NextCRLNumber(ctx context.Context, name string) (int64, error) {
 
 // SaveCRL implements CRLStore.
 func (s *SQL) SaveCRL(ctx context.Context, c *CRL) error {
+	builtAt := c.BuiltAt
+	if builtAt.IsZero() {
+		builtAt = c.ThisUpdate
+	}
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		_, err := w.exec(ctx, `UPDATE crls SET this_update = ?, next_update = ?, der = ?, entries = ?, updated_at = ? WHERE name = ? AND number = ?`,
-			nanos(c.ThisUpdate), nanos(c.NextUpdate), c.DER, c.Entries, nanos(s.now()), c.Name, c.Number)
-		return err
+		res, err := w.exec(ctx, `UPDATE crls SET this_update = ?, next_update = ?, built_at = ?, der = ?, der_number = ?, entries = ?, updated_at = ? WHERE name = ? AND der_number < ? AND number >= ?`,
+			nanos(c.ThisUpdate), nanos(c.NextUpdate), nanos(builtAt), c.DER, c.Number, c.Entries, nanos(s.now()), c.Name, c.Number, c.Number)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			// Other nodes load it now rather than at their next check.
+			return w.notify(ctx, pgChannelCRL, c.Name)
+		}
+		return nil
 	})
 }
 
 // LatestCRL implements CRLStore.
 func (s *SQL) LatestCRL(ctx context.Context, name string) (*CRL, error) {
 	c := &CRL{Name: name}
-	var tu, nu int64
-	err := s.r.QueryRowContext(ctx, `SELECT number, this_update, next_update, der, entries FROM crls WHERE name = ? AND length(der) > 0`, name).
-		Scan(&c.Number, &tu, &nu, &c.DER, &c.Entries)
+	var tu, nu, ba int64
+	err := s.r.QueryRowContext(ctx, `SELECT der_number, this_update, next_update, built_at, der, entries FROM crls WHERE name = ? AND der_number > 0`, name).
+		Scan(&c.Number, &tu, &nu, &ba, &c.DER, &c.Entries)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("CRL", name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	c.ThisUpdate, c.NextUpdate = fromNanos(tu), fromNanos(nu)
+	c.ThisUpdate, c.NextUpdate, c.BuiltAt = fromNanos(tu), fromNanos(nu), fromNanos(ba)
 	return c, nil
 }
 

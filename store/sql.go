@@ -55,6 +55,7 @@ type SQL struct {
 	log      *slog.Logger
 	now      func() time.Time
 	path     string
+	dsn      string // PostgreSQL: for the LISTEN connection (cluster.go)
 	ops      chan *op
 	stop     chan struct{}
 	done     chan struct{}
@@ -105,7 +106,7 @@ func Open(ctx context.Context, o Options) (*SQL, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SQL{w: w, r: r, d: w.d, log: o.Logger, now: o.Now, path: o.Path, max: o.MaxBatch,
+	s := &SQL{w: w, r: r, d: w.d, log: o.Logger, now: o.Now, path: o.Path, dsn: o.DSN, max: o.MaxBatch,
 		ops: make(chan *op, 4096), stop: make(chan struct{}), done: make(chan struct{}), ckDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()

@@ -125,8 +125,19 @@ func (a *app) serve(parent context.Context) error {
 		return fmt.Errorf("reading boot locks: %w", err)
 	}
 	// SQLite is one host: the boot locks in the data directory speak for
-	// every process, whatever host name it had (a container's changes).
-	if n, err := st.RecoverJournal(ctx, "", live); err != nil {
+	// every process, whatever host name it had (a container's changes). On
+	// PostgreSQL other nodes journal too, with boot locks this node cannot
+	// see: recover only this node's entries (node_name must be unique).
+	node := ""
+	if a.cfg.Store.Driver == "postgres" {
+		node = a.cfg.NodeName
+		release, err := st.ClaimNode(ctx, node)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	if n, err := st.RecoverJournal(ctx, node, live); err != nil {
 		return fmt.Errorf("recovering the issuance journal: %w", err)
 	} else if n > 0 {
 		a.log.Warn("marked unfinished issuances of an earlier run as failed", "count", n)
@@ -168,9 +179,12 @@ func (a *app) serve(parent context.Context) error {
 	go pub.Run(ctx)
 	responder.Store(resp)
 	go resp.Run(ctx)
+	// Several nodes on PostgreSQL: the others' revocations and CRLs.
+	go revocation.Follow(ctx, st, resp, pub)
 	metrics.WatchOCSP(resp)
-	svc := &revocation.Service{Store: st, OCSP: resp, CRL: pub, Logger: a.log}
-	authn, err := enroll.NewAuthenticator(enroll.AuthOptions{Config: a.cfg.Enroll, Store: st, Logger: a.log})
+	metrics.WatchCRL(pub, time.Now)
+	svc := &revocation.Service{Store: st, OCSP: resp, CRL: pub, Logger: a.log, Observe: metrics.ObserveRevocation}
+	authn, err := enroll.NewAuthenticator(enroll.AuthOptions{Config: a.cfg.Enroll, Store: st, Logger: a.log, Observe: metrics.ObserveLogin})
 	if err != nil {
 		return err
 	}
