@@ -350,6 +350,7 @@ func TestOwnerActions(t *testing.T) {
 	if _, out := in.api(t, "/api/v1/certificates", map[string]string{"username": "ghost", "password": "x-password-1"}); !strings.Contains(fmt.Sprint(out), "try again later") {
 		t.Errorf("unknown username not locked alike: %v", out)
 	}
+	checkOwnerMetrics(t, in)
 	// No audit entry holds a password.
 	audit := in.mustRun("", "audit", "list", "--limit", "1000")
 	if strings.Contains(audit, testPassword) || strings.Contains(audit, "not-the-password") {
