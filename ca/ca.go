@@ -192,6 +192,9 @@ type Authority struct {
 	profile    *profile
 	boot       string
 	issuerID   string // issuing CA SubjectKeyId, hex
+	// closed ends the background retries of fail (issue.go).
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 // Open loads an initialised hierarchy.
@@ -199,7 +202,7 @@ func Open(ctx context.Context, opts Options) (*Authority, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	a := &Authority{opts: opts, boot: opts.Boot}
+	a := &Authority{opts: opts, boot: opts.Boot, closed: make(chan struct{})}
 	if a.boot == "" {
 		a.boot = newBoot()
 	}
@@ -259,7 +262,10 @@ func Open(ctx context.Context, opts Options) (*Authority, error) {
 }
 
 // Close releases the key store (an open PKCS#11 session).
-func (a *Authority) Close() error { return a.keys.Close() }
+func (a *Authority) Close() error {
+	a.closeOnce.Do(func() { close(a.closed) })
+	return a.keys.Close()
+}
 
 func openKeyStore(opts Options, create bool) (keyStore, error) {
 	if opts.Config.KMS == "" {

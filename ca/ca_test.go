@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -502,5 +503,63 @@ func TestIssueBulk(t *testing.T) {
 	}
 	if c2, _ := f.store.JournalCounts(context.Background()); c2[store.JournalIssued] != 52 || c2[store.JournalPending] != 0 || c2[store.JournalFailed] != 0 {
 		t.Errorf("refused batch changed the journal: %v", c2)
+	}
+}
+
+// outage fails StoreCertificate, and FailSerial the first failFails times:
+// a database that went away mid-issuance and came back.
+type outage struct {
+	*store.SQL
+	failFails atomic.Int32
+	tries     atomic.Int32
+}
+
+func (o *outage) StoreCertificate(context.Context, *store.Certificate, store.AuditEvent) error {
+	return errors.New("connection refused")
+}
+
+func (o *outage) FailSerial(ctx context.Context, serial, reason string, ev store.AuditEvent) error {
+	o.tries.Add(1)
+	if o.failFails.Add(-1) >= 0 {
+		return errors.New("connection refused")
+	}
+	return o.SQL.FailSerial(ctx, serial, reason, ev)
+}
+
+// TestFailSerialRetried: when marking a serial failed fails too (the same
+// outage), it is retried in the background until it lands, so the serial
+// does not stay pending until the next start.
+func TestFailSerialRetried(t *testing.T) {
+	f := newFixture(t, time.Now)
+	f.addEnterprise(t, "acme", store.StatusActive)
+	o := &outage{SQL: f.store}
+	o.failFails.Store(2)
+	opts := f.opts
+	opts.Store = o
+	a, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	_, err = a.Issue(context.Background(), IssueRequest{CSR: makeCSR(t, p256(t)), Username: "acme", Actor: "test"})
+	if err == nil {
+		t.Fatal("issued through a store that cannot store")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		counts, err := f.store.JournalCounts(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts[store.JournalFailed] == 1 && counts[store.JournalPending] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("journal %v after 10 s (%d tries)", counts, o.tries.Load())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := o.tries.Load(); n != 3 {
+		t.Errorf("%d FailSerial calls, want 3 (two failures, then success)", n)
 	}
 }

@@ -293,8 +293,37 @@ func (a *Authority) sign(ctx context.Context, j signJob) (*Issued, error) {
 }
 
 func (a *Authority) fail(ctx context.Context, serial, actor string, cause error) {
-	if err := a.opts.Store.FailSerial(ctx, serial, cause.Error(), store.AuditEvent{Actor: actor, Action: "cert.failed", Subject: serial,
-		Details: map[string]any{"error": cause.Error()}}); err != nil {
-		a.opts.Logger.Error("marking serial failed", "serial", serial, "err", err)
+	ev := store.AuditEvent{Actor: actor, Action: "cert.failed", Subject: serial, Details: map[string]any{"error": cause.Error()}}
+	err := a.opts.Store.FailSerial(context.WithoutCancel(ctx), serial, cause.Error(), ev)
+	if err == nil {
+		return
 	}
+	// Often the same outage that failed the issuance (the database went
+	// away). Left pending, the serial and its ACME order ("processing")
+	// would stay so until this process restarts: retry in the background.
+	// FailSerial changes only a pending entry and a processing order, so a
+	// certificate whose commit did land is left alone.
+	a.opts.Logger.Warn("marking serial failed; retrying in the background", "serial", serial, "err", err)
+	go a.retryFail(serial, cause.Error(), ev)
+}
+
+// failRetryFor bounds retryFail; start-up recovery covers what is left.
+const failRetryFor = time.Hour
+
+func (a *Authority) retryFail(serial, reason string, ev store.AuditEvent) {
+	delay := 500 * time.Millisecond
+	for deadline := time.Now().Add(failRetryFor); time.Now().Before(deadline); {
+		select {
+		case <-a.closed:
+			return
+		case <-time.After(delay):
+		}
+		err := a.opts.Store.FailSerial(context.Background(), serial, reason, ev)
+		if err == nil {
+			a.opts.Logger.Info("marked serial failed after retrying", "serial", serial)
+			return
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+	a.opts.Logger.Error("marking serial failed: giving up; the next start of this node marks it", "serial", serial)
 }
