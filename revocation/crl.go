@@ -210,6 +210,8 @@ func (p *Publisher) Run(ctx context.Context) {
 	// Check often; publishDue decides what is due.
 	tick := time.NewTicker(min(p.o.Interval/4, time.Minute))
 	defer tick.Stop()
+	retryFirst := min(time.Second, p.o.Delay/4)
+	retry := retryFirst
 	for {
 		select {
 		case <-ctx.Done():
@@ -241,10 +243,21 @@ func (p *Publisher) Run(ctx context.Context) {
 			case <-time.After(min(p.o.Delay/4, 5*time.Second)):
 			}
 			older := func(cur *Published) (bool, error) { return cur == nil || cur.BuiltAt.Before(since), nil }
+			failed := false
 			for _, is := range p.o.Issuers {
 				if _, err := p.publishIf(ctx, is.Name, older); err != nil && ctx.Err() == nil {
-					p.o.Logger.Error("publishing CRL after revocation", "crl", is.Name, "err", err)
+					p.o.Logger.Error("publishing CRL after revocation; retrying", "crl", is.Name, "err", err, "in", retry)
+					failed = true
 				}
+			}
+			// The revocation is committed and promised in a CRL within
+			// Delay: after a failure (the database away) try again,
+			// sooner than the schedule, until it works.
+			if failed {
+				time.AfterFunc(retry, p.Trigger)
+				retry = min(2*retry, p.o.Delay/2)
+			} else {
+				retry = retryFirst
 			}
 		}
 	}

@@ -5,13 +5,17 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/zbca/zbca/store"
 )
 
 func TestPublisher(t *testing.T) {
@@ -166,5 +170,53 @@ func TestPublisherCatchesUpOfflineRevocations(t *testing.T) {
 	got := p2.Get("issuing-1")
 	if got.Number <= before.Number || got.Entries != 1 {
 		t.Fatalf("after load: CRL %d with %d entries (was %d)", got.Number, got.Entries, before.Number)
+	}
+}
+
+// flakyCRLStore fails the first failures CRL number reservations: the
+// database away when a revocation's CRL is due.
+type flakyCRLStore struct {
+	*store.SQL
+	failures atomic.Int32
+}
+
+func (s *flakyCRLStore) NextCRLNumber(ctx context.Context, name string) (int64, error) {
+	if s.failures.Add(-1) >= 0 {
+		return 0, errors.New("connection refused")
+	}
+	return s.SQL.NextCRLNumber(ctx, name)
+}
+
+// TestPublisherRetriesAfterFailure: a publication after a revocation that
+// fails is tried again, without another revocation, until it works.
+func TestPublisherRetriesAfterFailure(t *testing.T) {
+	f := newFixture(t, nil)
+	fs := &flakyCRLStore{SQL: f.st}
+	pub, err := NewPublisher(PublisherOptions{Store: fs, Issuers: f.a.IssuingCAs(), Root: f.a.RootCRLIssuer(), Delay: 200 * time.Millisecond, Interval: time.Hour, Validity: 2 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := pub.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go pub.Run(ctx)
+	leaf := f.issue(t)
+	svc := &Service{Store: f.st, OCSP: f.resp, CRL: pub}
+	fs.failures.Store(3)
+	if _, err := svc.Revoke(ctx, leaf.SerialNumber.Text(16), KeyCompromise, "test", ByOperator); err != nil {
+		t.Fatal(err)
+	}
+	name := f.a.IssuingCAs()[0].Name
+	deadline := time.Now().Add(5 * time.Second)
+	for pub.Get(name).Entries != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("CRL still without the revocation after 5 s (%d failures left)", fs.failures.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := fs.failures.Load(); n >= 0 {
+		t.Errorf("published without going through the failures (%d left)", n)
 	}
 }
