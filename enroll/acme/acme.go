@@ -142,7 +142,13 @@ func (s *Server) common(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		if p == nil {
-			s.o.Logger.Error("acme internal error", "path", c.Request().URL.Path, "err", err)
+			if c.Request().Context().Err() != nil {
+				// The client went away (cancelled, timed out): nothing
+				// for an operator to fix.
+				s.o.Logger.Info("acme request abandoned by the client", "path", c.Request().URL.Path, "err", err)
+			} else {
+				s.o.Logger.Error("acme internal error", "path", c.Request().URL.Path, "err", err)
+			}
 			p = serverInternal()
 		}
 		if c.Response().Committed {
