@@ -538,7 +538,7 @@ func (r *clusterRun) startNodes(dsnFile string) {
 	for i := 1; i <= clusterNodeCount; i++ {
 		base := t.TempDir()
 		in := &instance{t: t, dir: filepath.Join(base, "data"), config: filepath.Join(base, "zbca.yaml"),
-			http: clusterPort(t), https: clusterPort(t), admin: clusterPort(t)}
+			http: freePort(t), https: freePort(t), admin: freePort(t)}
 		r.nodes = append(r.nodes, &clusterNode{instance: in, idx: i, name: fmt.Sprintf("node%d", i)})
 	}
 	publicURL := "http://" + r.nodes[0].http
@@ -579,29 +579,6 @@ enroll:
 		}
 		n.start()
 	}
-}
-
-// clusterPort returns a free loopback address below the kernel's ephemeral
-// port range. The nodes' ports are chosen before the nodes start, and node
-// 2's are reused after its SIGKILL: a port from the ephemeral range (what
-// freePort gets) can meanwhile become the local end of one of the many
-// outgoing connections (to PostgreSQL, between the test and the nodes).
-func clusterPort(t *testing.T) string {
-	lo := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		fmt.Sscan(string(b), &lo)
-	}
-	if lo < 12000 {
-		return freePort(t)
-	}
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 10000+mrand.IntN(lo-10000))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	return freePort(t)
 }
 
 // clusterCopyDir copies a directory tree, keeping file modes.

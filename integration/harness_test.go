@@ -17,6 +17,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -61,8 +62,27 @@ func requireTool(t *testing.T, name string) string {
 	return p
 }
 
+// freePort is a free loopback address for a server the test starts
+// later. It is picked below the kernel's ephemeral range: a port from that
+// range (what ":0" gives) can be taken meanwhile by any outgoing
+// connection, such as a server's own PostgreSQL connections ("address
+// already in use", seen in the cluster test).
 func freePort(t *testing.T) string {
 	t.Helper()
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &lo)
+	}
+	for range 100 {
+		if lo < 12000 {
+			break
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", 10000+mrand.IntN(lo-10000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
