@@ -63,9 +63,9 @@ func (s *SQL) pgMigrationLock(ctx context.Context) (unlock func(), err error) {
 	}, nil
 }
 
-// lockAuditHead is called in the writer's transaction before it reads the
-// audit chain head. On SQLite, BEGIN IMMEDIATE already holds the database
-// write lock. On PostgreSQL, writers in other processes (several nodes on
+// lockAuditHead is called at the start of every writer transaction (and
+// again, harmlessly, before the audit chain head is read). On SQLite,
+// BEGIN IMMEDIATE already holds the database write lock. On PostgreSQL, writers in other processes (several nodes on
 // one database) would otherwise read the same head and fork the chain, so
 // the transaction takes an advisory lock held until it ends. It stands for
 // "the head row FOR UPDATE": a row lock cannot cover the first entry (no

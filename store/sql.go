@@ -428,6 +428,14 @@ func (s *SQL) runBatch(batch []*op, savepoints bool) ([]error, error) {
 		tx.Rollback()
 		return nil, err
 	}
+	// On PostgreSQL every writer transaction takes the audit chain's lock
+	// first, before any row: several nodes' batches mix row updates (a
+	// login bucket, a login count) with audited writes, and taking the
+	// lock at the first audit event, after a row, deadlocked against a
+	// batch of another node holding the lock and wanting that row.
+	if err := w.lockAuditHead(ctx); err != nil {
+		return fail(err)
+	}
 	for i, o := range batch {
 		if err := o.ctx.Err(); err != nil {
 			results[i] = err
