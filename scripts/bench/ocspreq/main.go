@@ -49,6 +49,7 @@ var (
 func main() {
 	var (
 		dir   = flag.String("data", "", "filled data directory (required)")
+		cfgp  = flag.String("config", "", "zbca configuration file (optional; e.g. store: {driver: postgres, dsn_file: …})")
 		out   = flag.String("out", "", "output directory (required)")
 		k     = flag.Int("k", 100_000, "distinct requests in get.txt, post.hex and nonce.hex")
 		seed  = flag.Uint64("seed", 7, "sampling seed")
@@ -60,7 +61,7 @@ func main() {
 		log.Fatal("ocspreq: -data and -out are required")
 	}
 	ctx := context.Background()
-	env, err := benchenv.Open(ctx, *dir, "", nil)
+	env, err := benchenv.Open(ctx, *dir, *cfgp, nil)
 	if err != nil {
 		log.Fatalf("ocspreq: %v", err)
 	}

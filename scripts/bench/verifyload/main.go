@@ -48,6 +48,7 @@ func main() {
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	data := fs.String("data", "", "filled data directory (prepare)")
+	cfgp := fs.String("config", "", "zbca configuration file (prepare; optional, e.g. store: {driver: postgres, dsn_file: …})")
 	out := fs.String("out", "bodies.txt", "output file (prepare)")
 	n := fs.Int("n", 0, "at most this many certificates or bodies (0: all)")
 	base := fs.String("url", "", "HTTPS base URL, https://127.0.0.1:PORT")
@@ -60,7 +61,7 @@ func main() {
 	fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "prepare":
-		prepare(*data, *out, *n)
+		prepare(*data, *cfgp, *out, *n)
 	case "once":
 		l := newLoader(*base, *key, *root, *conns)
 		l.once(readBodies(*bodies, *n))
@@ -72,9 +73,9 @@ func main() {
 	}
 }
 
-func prepare(dir, out string, n int) {
+func prepare(dir, configPath, out string, n int) {
 	ctx := context.Background()
-	env, err := benchenv.Open(ctx, dir, "", nil)
+	env, err := benchenv.Open(ctx, dir, configPath, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

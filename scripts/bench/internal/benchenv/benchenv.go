@@ -50,7 +50,15 @@ func Open(ctx context.Context, dir, configPath string, log *slog.Logger) (*Env, 
 	if !ca.Initialized(caDir) {
 		return nil, fmt.Errorf("%s is not an initialised data directory: run `zbca --data %s init` first", cfg.DataDir, cfg.DataDir)
 	}
-	st, err := store.Open(ctx, store.Options{Driver: cfg.Store.Driver, Path: cfg.Store.Path, MaxBatch: cfg.Store.MaxBatch, Logger: log, MustExist: true})
+	var dsn string
+	if cfg.Store.Driver == "postgres" {
+		b, err := config.ReadSecretFile(cfg.Store.DSNFile)
+		if err != nil {
+			return nil, fmt.Errorf("store.dsn_file: %w", err)
+		}
+		dsn = string(b)
+	}
+	st, err := store.Open(ctx, store.Options{Driver: cfg.Store.Driver, Path: cfg.Store.Path, DSN: dsn, MaxBatch: cfg.Store.MaxBatch, Logger: log, MustExist: true})
 	if err != nil {
 		return nil, err
 	}
