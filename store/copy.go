@@ -121,6 +121,18 @@ func Copy(ctx context.Context, dst, src *SQL, progress func(table string, n int6
 	if dstN != srcN || dstHead != srcHead {
 		return fmt.Errorf("store: verify: audit chain has %d entries (head %s) in the destination, %d (head %s) in the source", dstN, dstHead, srcN, srcHead)
 	}
+	// Freshly loaded tables have no planner statistics until autovacuum
+	// gets to them (never, where it is off): without them PostgreSQL
+	// guesses a third of the rows for a range, and the responder's
+	// one-second poll (updated_at > ?) scanned all of a million
+	// certificates every second. Gather them now.
+	if dst.d.pg {
+		for _, t := range CopyTables {
+			if _, err := dst.w.ExecContext(ctx, `ANALYZE `+t); err != nil {
+				return fmt.Errorf("store: analysing %s: %w", t, err)
+			}
+		}
+	}
 	return nil
 }
 
