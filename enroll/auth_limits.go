@@ -21,9 +21,20 @@ type GuardStore interface {
 	LoginState(ctx context.Context, username string) (store.LoginState, error)
 	BeginLogin(ctx context.Context, username string, now time.Time, p store.LockoutPolicy) (store.LoginAttempt, error)
 	FinishLogin(ctx context.Context, a store.LoginAttempt, o store.LoginOutcome, ev store.AuditEvent) error
+	PruneLogins(ctx context.Context, before time.Time) (int64, error)
 	AppendAudit(ctx context.Context, ev store.AuditEvent) error
 	store.RateStore
 }
+
+// Login counts whose last failure (and lock) is older than
+// loginForgetAfter are deleted, at most once an hour per node: a row is
+// made for every username tried, known or not, so a spray of random
+// names would otherwise grow the table for ever. A username's failures
+// are consecutive failures within a day.
+const (
+	loginForgetAfter = 24 * time.Hour
+	loginPruneEvery  = time.Hour
+)
 
 // GuardOptions configures NewGuard. Zero values take the defaults of
 // config.Default().Enroll.
@@ -85,6 +96,8 @@ type Guard struct {
 	now     func() time.Time
 	log     *slog.Logger
 	observe func(string)
+	// nextPrune is when the login counts are pruned next (unix ns).
+	nextPrune atomic.Int64
 }
 
 var _ Authenticator = (*Guard)(nil)
@@ -155,6 +168,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		g.observe(LoginRateLimited)
 		return nil, zerr.New(zerr.Unauthorized, RateLimitedError)
 	}
+	g.pruneLogins(actx, now)
 	// 2. No such username can exist: refuse, count nothing.
 	if checkAttempt(a) != nil || account.ValidateUsername(a.Username) != nil {
 		details["reason"] = reasonMalformed
@@ -217,6 +231,20 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		}
 		g.observe(LoginError)
 		return nil, err
+	}
+}
+
+// pruneLogins forgets old login counts when it is due; a failure only
+// delays it.
+func (g *Guard) pruneLogins(ctx context.Context, now time.Time) {
+	next := g.nextPrune.Load()
+	if now.UnixNano() < next || !g.nextPrune.CompareAndSwap(next, now.Add(loginPruneEvery).UnixNano()) {
+		return
+	}
+	if n, err := g.store.PruneLogins(ctx, now.Add(-loginForgetAfter)); err != nil {
+		g.log.Warn("pruning old login counts", "err", err)
+	} else if n > 0 {
+		g.log.Info("forgot login counts older than a day", "usernames", n)
 	}
 }
 

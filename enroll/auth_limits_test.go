@@ -485,3 +485,37 @@ func TestNewGuardChecks(t *testing.T) {
 		t.Errorf("defaults: %+v %+v", g.lockout, g.ips)
 	}
 }
+
+// TestGuardForgetsOldFailures: login counts untouched for a day are
+// deleted (a spray of random usernames must not grow the table for ever),
+// recent ones are kept.
+func TestGuardForgetsOldFailures(t *testing.T) {
+	f := newGuardFixture(t, GuardOptions{})
+	ctx := context.Background()
+	for range 4 {
+		f.login("acme", "wrong-password")
+		f.login("ghost-1", "wrong-password")
+	}
+	f.clock.Add(23 * time.Hour)
+	f.login("ghost-2", "wrong-password") // recent: kept
+	if st, _ := f.s.LoginState(ctx, "acme"); st.Failures != 4 {
+		t.Fatalf("acme after 23 h: %+v, want 4 failures kept", st)
+	}
+	f.clock.Add(2 * time.Hour)
+	f.login("ghost-3", "wrong-password") // due: prunes what is older than a day
+	for _, u := range []string{"acme", "ghost-1"} {
+		if st, _ := f.s.LoginState(ctx, u); st != (store.LoginState{}) {
+			t.Errorf("%s after 25 h: %+v, want forgotten", u, st)
+		}
+	}
+	if st, _ := f.s.LoginState(ctx, "ghost-2"); st.Failures != 1 {
+		t.Errorf("ghost-2 (2 h old): %+v, want kept", st)
+	}
+	// Forgotten means counted from zero: four more failures do not lock.
+	for range 4 {
+		f.login("acme", "wrong-password")
+	}
+	if e, err := f.login("acme", "right-password"); err != nil || e == nil {
+		t.Fatalf("after 4 new failures: %v", err)
+	}
+}
