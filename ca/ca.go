@@ -94,8 +94,12 @@ type manifest struct {
 	KMS     string `json:"kms"`
 	Root    entry  `json:"root"`
 	Issuing entry  `json:"issuing"`
-	OCSP    *entry `json:"ocsp,omitempty"`
-	TLS     *entry `json:"tls,omitempty"`
+	// Retired are the issuing CAs rolled over, newest first: they sign
+	// no certificate any more, but still their CRLs and the OCSP answers
+	// for the certificates they signed.
+	Retired []entry `json:"retired,omitempty"`
+	OCSP    *entry  `json:"ocsp,omitempty"`
+	TLS     *entry  `json:"tls,omitempty"`
 }
 
 type entry struct {
@@ -181,6 +185,7 @@ type Authority struct {
 	keys     keyStore
 	root     *x509.Certificate
 	issuing  *x509.Certificate
+	retired  []CRLIssuer // manifest order, newest first
 	ocsp     *x509.Certificate
 	tls      *x509.Certificate
 	// signers; only this package ever sees them.
@@ -229,6 +234,16 @@ func Open(ctx context.Context, opts Options) (*Authority, error) {
 		return nil, fmt.Errorf("ca: issuing CA is not signed by the root: %w", err)
 	}
 	a.issuerID = hex.EncodeToString(a.issuing.SubjectKeyId)
+	for _, e := range a.m.Retired {
+		c, s, err := a.load(e)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.CheckSignatureFrom(a.root); err != nil {
+			return nil, fmt.Errorf("ca: retired issuing CA %s is not signed by the root: %w", e.Name, err)
+		}
+		a.retired = append(a.retired, CRLIssuer{Name: e.Name, Cert: c, ID: hex.EncodeToString(c.SubjectKeyId), Signer: s})
+	}
 	if a.m.OCSP != nil {
 		if a.ocsp, a.ocspSigner, err = a.load(*a.m.OCSP); err != nil {
 			return nil, err
@@ -399,10 +414,10 @@ func (a *Authority) ExpiryWarning() string {
 	full := now.AddDate(a.opts.Config.Client.ValidityYears, 0, 0)
 	switch {
 	case a.issuing.NotAfter.Before(full):
-		return fmt.Sprintf("the issuing CA expires on %s and can no longer sign a full %d-year certificate: issuance is refused until it is rolled over",
+		return fmt.Sprintf("the issuing CA expires on %s and can no longer sign a full %d-year certificate: issuance is refused until it is rolled over (zbca ca rollover)",
 			a.issuing.NotAfter.Format(time.DateOnly), a.opts.Config.Client.ValidityYears)
 	case a.issuing.NotAfter.Before(full.Add(a.opts.Config.Client.IssuerWarning.Duration)):
-		return fmt.Sprintf("the issuing CA expires on %s: within %s it can no longer sign a full %d-year certificate; plan its rollover",
+		return fmt.Sprintf("the issuing CA expires on %s: within %s it can no longer sign a full %d-year certificate; plan its rollover (zbca ca rollover)",
 			a.issuing.NotAfter.Format(time.DateOnly), a.issuing.NotAfter.Sub(full).Round(time.Hour), a.opts.Config.Client.ValidityYears)
 	}
 	return ""

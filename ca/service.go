@@ -41,6 +41,9 @@ func (a *Authority) EnsureServiceCertificates(ctx context.Context) error {
 		if c == nil {
 			return true
 		}
+		if c.CheckSignatureFrom(a.issuing) != nil {
+			return true // issued by an issuing CA since rolled over
+		}
 		life := c.NotAfter.Sub(c.NotBefore)
 		return now.After(c.NotBefore.Add(life * 2 / 3))
 	}

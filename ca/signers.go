@@ -19,10 +19,20 @@ type CRLIssuer struct {
 	Signer crypto.Signer
 }
 
-// IssuingCAs returns every issuing CA zbca has had, newest first (one until
-// rollover exists), with their signers, for CRLs and OCSP.
+// IssuingCAs returns every issuing CA zbca has had, the current one first
+// and then the rolled-over ones, newest first, with their signers, for CRLs
+// and OCSP.
 func (a *Authority) IssuingCAs() []CRLIssuer {
-	return []CRLIssuer{{Name: a.m.Issuing.Name, Cert: a.issuing, ID: hex.EncodeToString(a.issuing.SubjectKeyId), Signer: a.issSigner}}
+	return append([]CRLIssuer{{Name: a.m.Issuing.Name, Cert: a.issuing, ID: a.issuerID, Signer: a.issSigner}}, a.retired...)
+}
+
+// IssuingCerts returns the certificates of IssuingCAs, in the same order.
+func (a *Authority) IssuingCerts() []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, is := range a.IssuingCAs() {
+		out = append(out, is.Cert)
+	}
+	return out
 }
 
 // RootCRLIssuer returns the root for its own CRL, which lists revoked

@@ -52,22 +52,31 @@ func pemOf(c *x509.Certificate) []byte {
 
 // registerPKI serves the CA certificates (PRODUCT.md, Listeners):
 // DER as application/pkix-cert (RFC 2585), PEM as application/x-pem-file.
+// Every issuing CA zbca has had stays at /pki/<name>.crt, the caIssuers URL
+// of the certificates it signed; issuers.pem holds them all and the root,
+// for relying parties (nginx's ssl_client_certificate) that must accept
+// certificates of an issuing CA since rolled over.
 func (s *Server) registerPKI(e *echo.Echo) {
 	a := s.opts.CA
 	root, iss := a.Root(), a.Issuing()
 	const day = 86400
 	files := map[string]*blob{
-		"root.crt":               newBlob(root.Raw, "application/pkix-cert", root.NotBefore, day),
-		"root.pem":               newBlob(pemOf(root), "application/x-pem-file", root.NotBefore, day),
-		"issuing.crt":            newBlob(iss.Raw, "application/pkix-cert", iss.NotBefore, 3600),
-		"issuing.pem":            newBlob(pemOf(iss), "application/x-pem-file", iss.NotBefore, 3600),
-		a.IssuingName() + ".crt": newBlob(iss.Raw, "application/pkix-cert", iss.NotBefore, day),
-		"chain.pem":              newBlob(a.ChainPEM(), "application/x-pem-file", iss.NotBefore, 3600),
+		"root.crt":    newBlob(root.Raw, "application/pkix-cert", root.NotBefore, day),
+		"root.pem":    newBlob(pemOf(root), "application/x-pem-file", root.NotBefore, day),
+		"issuing.crt": newBlob(iss.Raw, "application/pkix-cert", iss.NotBefore, 3600),
+		"issuing.pem": newBlob(pemOf(iss), "application/x-pem-file", iss.NotBefore, 3600),
+		"chain.pem":   newBlob(a.ChainPEM(), "application/x-pem-file", iss.NotBefore, 3600),
 	}
+	var all []byte
+	for _, is := range a.IssuingCAs() {
+		files[is.Name+".crt"] = newBlob(is.Cert.Raw, "application/pkix-cert", is.Cert.NotBefore, day)
+		all = append(all, pemOf(is.Cert)...)
+	}
+	files["issuers.pem"] = newBlob(append(all, pemOf(root)...), "application/x-pem-file", iss.NotBefore, 3600)
 	handler := func(c echo.Context) error {
 		b, ok := files[c.Param("name")]
 		if !ok {
-			return echo.NewHTTPError(http.StatusNotFound, "no such file; try /pki/root.crt, /pki/root.pem, /pki/issuing.crt or /pki/chain.pem")
+			return echo.NewHTTPError(http.StatusNotFound, "no such file; try /pki/root.crt, /pki/root.pem, /pki/issuing.crt, /pki/chain.pem or /pki/issuers.pem")
 		}
 		return b.serve(c)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
@@ -137,10 +136,6 @@ func (a *app) apikeyRevokeCmd() *cobra.Command {
 // verifyService is the verification API's core, for serve: every issuing
 // CA zbca has had, the store for status and keys, the verify section.
 func (a *app) verifyService(st *store.SQL, auth *ca.Authority) (*verify.Service, error) {
-	var issuers []*x509.Certificate
-	for _, is := range auth.IssuingCAs() {
-		issuers = append(issuers, is.Cert)
-	}
-	return verify.New(verify.Options{Root: auth.Root(), Issuers: issuers, Store: st, Keys: st,
+	return verify.New(verify.Options{Root: auth.Root(), Issuers: auth.IssuingCerts(), Store: st, Keys: st,
 		ExpiringDays: a.cfg.Verify.ExpiringDays, CacheSize: a.cfg.Verify.CacheSize, Logger: a.log})
 }

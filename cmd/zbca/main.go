@@ -79,7 +79,7 @@ the configuration file is named by --config or ZBCA_CONFIG (optional).`,
 	}
 	root.PersistentFlags().StringVar(&a.dataDir, "data", "", "data directory (default ./zbca-data, or $ZBCA_DATA, or data_dir in the config)")
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "configuration file (default $ZBCA_CONFIG; none needed)")
-	root.AddCommand(a.initCmd(), a.serveCmd(), a.enterpriseCmd(), a.certCmd(), a.auditCmd(), a.backupCmd(), a.apikeyCmd(), a.storeCmd(), a.versionCmd())
+	root.AddCommand(a.initCmd(), a.serveCmd(), a.enterpriseCmd(), a.certCmd(), a.auditCmd(), a.backupCmd(), a.apikeyCmd(), a.storeCmd(), a.caCmd(), a.versionCmd())
 	return root
 }
 

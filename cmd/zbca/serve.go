@@ -196,7 +196,7 @@ func (a *app) serve(parent context.Context) error {
 	if err != nil {
 		return err
 	}
-	acmeSrv := acme.New(acme.Options{Store: st, Enroll: es, Revocation: svc, Issuing: auth.Issuing(), Logger: a.log})
+	acmeSrv := acme.New(acme.Options{Store: st, Enroll: es, Revocation: svc, Issuers: auth.IssuingCerts(), Logger: a.log})
 	vs, err := a.verifyService(st, auth)
 	if err != nil {
 		return err

@@ -37,8 +37,9 @@ type Options struct {
 	Store      Store
 	Enroll     *enroll.Service
 	Revocation *revocation.Service
-	// Issuing is the issuing CA sent with certificates.
-	Issuing *x509.Certificate
+	// Issuers are the issuing CAs zbca has had, the current one first: a
+	// certificate is sent with the one that signed it.
+	Issuers []*x509.Certificate
 	// OrderLifetime of a new order (default 1h).
 	OrderLifetime time.Duration
 	// NonceLifetime (default 10m). Nonces are good on every node sharing
@@ -58,7 +59,8 @@ type Server struct {
 	nonces     *nonces
 	accounts   *accountCache
 	issued     *issuedCache
-	issuingPEM []byte
+	issuingPEM map[string][]byte // by SubjectKeyId
+	currentPEM []byte
 }
 
 // New checks its options.
@@ -80,10 +82,23 @@ func New(o Options) *Server {
 	}
 	s := &Server{o: o, nonces: newNonces(o.Store, o.NonceLifetime, o.Now, o.Logger), issued: newIssuedCache(4096)}
 	s.accounts = &accountCache{load: o.Store.GetACMEAccount, ttl: o.AccountCacheTTL, max: 100_000, now: o.Now, m: make(map[string]cachedAccount)}
-	if o.Issuing != nil {
-		s.issuingPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: o.Issuing.Raw})
-	}
+	s.issuingPEM, s.currentPEM = issuerPEMs(o.Issuers)
 	return s
+}
+
+// issuerPEMs returns the PEM of each issuing CA by SubjectKeyId, and of
+// the first (current) one.
+func issuerPEMs(issuers []*x509.Certificate) (map[string][]byte, []byte) {
+	m := make(map[string][]byte, len(issuers))
+	var cur []byte
+	for i, is := range issuers {
+		b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.Raw})
+		m[string(is.SubjectKeyId)] = b
+		if i == 0 {
+			cur = b
+		}
+	}
+	return m, cur
 }
 
 // Register mounts /acme/* on e (the HTTPS listener).

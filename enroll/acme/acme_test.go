@@ -126,7 +126,7 @@ func newTestEnv(t testing.TB, p enroll.Policy) *testEnv {
 	responder.Store(resp)
 	rs := &revocation.Service{Store: st, OCSP: resp, CRL: pub}
 	env.es = &enroll.Service{CA: auth, Store: st, OCSP: resp, CRL: pub, Revoke: rs, Policy: p}
-	srv := acme.New(acme.Options{Store: st, Enroll: env.es, Revocation: rs, Issuing: auth.Issuing(), Now: env.clock.Now})
+	srv := acme.New(acme.Options{Store: st, Enroll: env.es, Revocation: rs, Issuers: auth.IssuingCerts(), Now: env.clock.Now})
 	env.e = echo.New()
 	srv.Register(env.e)
 	env.srv = httptest.NewTLSServer(env.e)

@@ -34,7 +34,7 @@ func (e *testEnv) otherNode(t *testing.T) *testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv := acme.New(acme.Options{Store: st, Enroll: e.es, Revocation: e.es.Revoke, Issuing: e.auth.Issuing(), Now: e.clock.Now})
+	srv := acme.New(acme.Options{Store: st, Enroll: e.es, Revocation: e.es.Revoke, Issuers: e.auth.IssuingCerts(), Now: e.clock.Now})
 	n := *e
 	n.st = st
 	n.e = echo.New()

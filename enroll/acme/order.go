@@ -2,6 +2,7 @@ package acme
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
@@ -202,8 +203,19 @@ func (s *Server) getCert(c echo.Context) error {
 		return &Problem{Type: ns + "malformed", Status: http.StatusNotFound, Detail: "no such certificate"}
 	}
 	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ic.der})
-	chain = append(chain, s.issuingPEM...)
+	chain = append(chain, s.issuerPEM(ic.der)...)
 	return c.Blob(http.StatusOK, "application/pem-certificate-chain", chain)
+}
+
+// issuerPEM returns the PEM of the issuing CA that signed der: after a
+// rollover, certificates of the older issuing CA are still downloadable.
+func (s *Server) issuerPEM(der []byte) []byte {
+	if c, err := x509.ParseCertificate(der); err == nil {
+		if b, ok := s.issuingPEM[string(c.AuthorityKeyId)]; ok {
+			return b
+		}
+	}
+	return s.currentPEM
 }
 
 // verifyGet verifies a POST-as-GET read (RFC 8555 §6.3): signed by the
