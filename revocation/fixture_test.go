@@ -16,6 +16,7 @@ import (
 )
 
 type fixture struct {
+	dir  string
 	st   *store.SQL
 	a    *ca.Authority
 	pub  *Publisher
@@ -61,7 +62,7 @@ func newFixture(t testing.TB, ro func(*ResponderOptions)) *fixture {
 	if err := resp.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{st: st, a: a, pub: pub, resp: resp, svc: &Service{Store: st, OCSP: resp, CRL: pub}}
+	return &fixture{dir: dir, st: st, a: a, pub: pub, resp: resp, svc: &Service{Store: st, OCSP: resp, CRL: pub}}
 }
 
 // issue makes a client certificate; the responder hears of it as serve

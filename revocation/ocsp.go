@@ -56,6 +56,10 @@ type ResponderOptions struct {
 	// honour its context, whose deadline is LookupTimeout (default 100ms).
 	Lookup        func(ctx context.Context, serial string) (*store.CertStatus, error)
 	LookupTimeout time.Duration
+	// Changes, when set, is the store's change counter
+	// (store.SQL.ChangeCounter): Status uses it to answer from memory only
+	// when nothing was committed since the last poll.
+	Changes func() (uint64, bool)
 	// OnChange is called when polling finds a revocation made elsewhere
 	// (the CLI, another node): the CRL publisher's Trigger.
 	OnChange func()
@@ -100,6 +104,8 @@ type Responder struct {
 	// lastPoll is when the previous poll started: rows committed after it
 	// carry an updated_at at most a commit's duration older.
 	lastPoll time.Time
+	pollMu   sync.Mutex // poll runs from Run and from Status
+	fresh    statusSync
 	loaded   atomic.Bool
 	count    atomic.Int64
 	// stats, read by metrics
@@ -109,6 +115,8 @@ type Responder struct {
 // Stats counts answers by kind.
 type Stats struct {
 	Good, Revoked, NotIssued, Unauthorized, Malformed, TryLater, Live atomic.Int64
+	// Syncs counts the synchronous polls Status made.
+	Syncs atomic.Int64
 }
 
 // NewResponder prepares a responder; call Load before serving and Run in

@@ -114,7 +114,7 @@ func (r *Responder) apply(c store.CertStatus, buf *[]byte) bool {
 	}
 	status, at := int8(ocspder.Good), int64(0)
 	if c.Status == store.CertRevoked {
-		status, at = ocspder.Revoked, c.RevokedAt.Unix()
+		status, at = ocspder.Revoked, c.RevokedAt.UnixNano()
 	}
 	return r.setStatus(k, int8(idx), status, int8(c.Reason), at)
 }
@@ -143,7 +143,7 @@ func (r *Responder) Update(_ context.Context, rec *store.Certificate) error {
 	}
 	e := entry{issuer: int8(idx), status: ocspder.Good, reason: int8(rec.RevocationReason)}
 	if rec.Status == store.CertRevoked {
-		e.status, e.revokedAt = ocspder.Revoked, rec.RevokedAt.Unix()
+		e.status, e.revokedAt = ocspder.Revoked, rec.RevokedAt.UnixNano()
 	}
 	sig, err := r.sign(&k, &e)
 	if err != nil {
@@ -181,7 +181,7 @@ func (r *Responder) response(k *serialKey, e *entry) ocspder.Response {
 		Serial: k.bytes(), Reason: ocspder.NoReason, ThisUpdate: this, NextUpdate: time.Unix(e.nextUpdate, 0), ProducedAt: this.Add(backdate),
 	}
 	if e.status == ocspder.Revoked {
-		resp.RevokedAt = time.Unix(e.revokedAt, 0)
+		resp.RevokedAt = time.Unix(0, e.revokedAt)
 		resp.Reason = int(e.reason)
 	}
 	return resp
@@ -215,8 +215,11 @@ func (r *Responder) Run(ctx context.Context) {
 }
 
 // poll applies the changes committed since the last poll (with a few
-// seconds of overlap, as commit order and timestamps can differ).
-func (r *Responder) poll(ctx context.Context) {
+// seconds of overlap, as commit order and timestamps can differ). It
+// reports whether it read the store to the end.
+func (r *Responder) poll(ctx context.Context) bool {
+	r.pollMu.Lock()
+	defer r.pollMu.Unlock()
 	var buf []byte
 	changed := 0
 	revoked := false
@@ -250,7 +253,7 @@ func (r *Responder) poll(ctx context.Context) {
 		if ctx.Err() == nil {
 			r.o.Logger.Warn("polling certificate statuses", "err", err)
 		}
-		return
+		return false
 	}
 	if wm.After(r.watermk) {
 		r.watermk = wm
@@ -262,6 +265,7 @@ func (r *Responder) poll(ctx context.Context) {
 			r.o.OnChange()
 		}
 	}
+	return true
 }
 
 // signKeep signs e (a copy of k's entry) and stores the signature unless

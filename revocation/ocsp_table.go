@@ -42,7 +42,7 @@ func (k *serialKey) bytes() []byte { return k.b[:k.n] }
 // response for a SHA-1 CertID (the RFC 5019 profile, what nginx sends).
 // It holds no pointer.
 type entry struct {
-	revokedAt  int64 // unix seconds
+	revokedAt  int64 // unix nanoseconds (OCSP writes whole seconds)
 	thisUpdate int64 // unix seconds; producedAt is thisUpdate + backdate
 	nextUpdate int64
 	// The signature is chunks[sigChunk][sigOff:sigOff+sigLen] of the

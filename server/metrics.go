@@ -98,6 +98,9 @@ func (m *Metrics) WatchOCSP(r *revocation.Responder) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "zbca_ocsp_oldest_response_age_seconds", Help: "Age of the oldest pre-signed OCSP response.",
 	}, func() float64 { d, _ := r.OldestResponse(); return d.Seconds() }))
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "zbca_status_syncs_total", Help: "Synchronous re-reads of changed statuses before a verification answered from memory (one per database commit at most).",
+	}, func() float64 { return float64(r.Stats.Syncs.Load()) }))
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "zbca_ocsp_certificates", Help: "Certificates the OCSP responder knows.",
 	}, func() float64 { return float64(r.Count()) }))

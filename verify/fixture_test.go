@@ -17,6 +17,7 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/config"
+	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
 
@@ -38,6 +39,25 @@ type fixture struct {
 	clock *clock
 	svc   *Service
 	key   string // an active API key
+	resp  *revocation.Responder
+}
+
+// withResponder makes the service read statuses from an OCSP responder
+// behind the store's change counter, as serve does on SQLite. The
+// responder runs on the real clock: its poll window is "changed in the
+// last seconds", which the fake clock of the rows (years ahead) always is.
+func (f *fixture) withResponder(t testing.TB) {
+	t.Helper()
+	r, err := revocation.NewResponder(revocation.ResponderOptions{Issuers: f.ca.IssuingCAs(), Root: f.ca.RootCRLIssuer(),
+		Delegated: f.ca.OCSPResponder, Source: f.st, Changes: f.st.ChangeCounter()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.resp = r
+	f.svc.current = r
 }
 
 // newFixture is the real stack: SQLite store, CA (created at t0 − 5y),

@@ -39,6 +39,13 @@ type Store interface {
 	GetCertificate(ctx context.Context, serial string) (*store.Certificate, error)
 }
 
+// Current answers a certificate's revocation state from memory when, and
+// only when, it can vouch that memory is as current as the store
+// (revocation.Responder.Status): ok false means "read the store".
+type Current interface {
+	Status(ctx context.Context, serial string) (r store.Revocation, ok bool)
+}
+
 // Options configures New.
 type Options struct {
 	// Root is zbca's root; Issuers every issuing CA zbca has had
@@ -47,6 +54,9 @@ type Options struct {
 	Issuers []*x509.Certificate
 	Store   Store
 	Keys    KeyStore
+	// Current, when set, is asked before the store for the status of a
+	// known certificate.
+	Current Current
 	// ExpiringDays: a valid certificate with at most this many days left
 	// is answered Expiring.
 	ExpiringDays int
@@ -63,6 +73,7 @@ type Service struct {
 	root     *x509.Certificate
 	issuers  []*x509.Certificate
 	store    Store
+	current  Current
 	keyStore KeyStore
 	expiring int
 	now      func() time.Time
@@ -96,7 +107,7 @@ func New(o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{root: o.Root, issuers: o.Issuers, store: o.Store, keyStore: o.Keys, expiring: o.ExpiringDays,
+	return &Service{root: o.Root, issuers: o.Issuers, store: o.Store, current: o.Current, keyStore: o.Keys, expiring: o.ExpiringDays,
 		now: o.Now, log: o.Logger, cache: newCertCache(o.CacheSize), keys: keyCache{entries: map[string]keyEntry{}}}, nil
 }
 
@@ -169,6 +180,12 @@ func (s *Service) verify(ctx context.Context, req Request) (*Answer, error) {
 			s.cache.put(fp, c)
 		}
 		s.cache.put(ik, c)
+	}
+	if !loaded && s.current != nil {
+		var ok bool
+		if st, ok = s.current.Status(ctx, c.serial); ok {
+			loaded = true
+		}
 	}
 	if !loaded {
 		// The one store lookup of a known certificate: its status, by

@@ -150,26 +150,40 @@ func TestInputForms(t *testing.T) {
 }
 
 // TestRevocationCountsAtOnce: a certificate in the cache is answered
-// revoked by the next verification after the revocation.
+// revoked by the next verification after the revocation, made directly in
+// the store (as by another process): with statuses read from the store, and
+// from the OCSP responder's memory behind the store's change counter.
 func TestRevocationCountsAtOnce(t *testing.T) {
-	f := newFixture(t)
-	iss := f.issueAt(t, "acme", t0.AddDate(-1, 0, 0))
-	ask := func() Result {
-		a, err := f.svc.Verify(context.Background(), Request{Certificate: pemOf(iss.Certificate)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a.Result
-	}
-	if r := ask(); r != Valid {
-		t.Fatalf("before: %s", r)
-	}
-	if r := ask(); r != Valid || f.svc.CacheLen() != 2 { // by fingerprint and by text
-		t.Fatalf("cached: %s, cache %d", r, f.svc.CacheLen())
-	}
-	f.revoke(t, iss.Record.Serial)
-	if r := ask(); r != Revoked {
-		t.Fatalf("after revocation: %s", r)
+	for _, memory := range []bool{false, true} {
+		name := map[bool]string{false: "store", true: "memory"}[memory]
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			if memory {
+				f.withResponder(t)
+			}
+			iss := f.issueAt(t, "acme", t0.AddDate(-1, 0, 0))
+			ask := func() *Answer {
+				a, err := f.svc.Verify(context.Background(), Request{Certificate: pemOf(iss.Certificate)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return a
+			}
+			if r := ask().Result; r != Valid {
+				t.Fatalf("before: %s", r)
+			}
+			if r := ask().Result; r != Valid || f.svc.CacheLen() != 2 { // by fingerprint and by text
+				t.Fatalf("cached: %s, cache %d", r, f.svc.CacheLen())
+			}
+			f.revoke(t, iss.Record.Serial)
+			a := ask()
+			if a.Result != Revoked || a.RevocationReason != "keyCompromise" || !a.RevokedAt.Equal(t0) {
+				t.Fatalf("after revocation: %s %s %s", a.Result, a.RevocationReason, a.RevokedAt)
+			}
+			if memory && f.resp.Stats.Syncs.Load() == 0 {
+				t.Error("the answers did not come from the responder")
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 	"github.com/zbca/zbca/verify"
 )
@@ -135,7 +136,16 @@ func (a *app) apikeyRevokeCmd() *cobra.Command {
 
 // verifyService is the verification API's core, for serve: every issuing
 // CA zbca has had, the store for status and keys, the verify section.
-func (a *app) verifyService(st *store.SQL, auth *ca.Authority) (*verify.Service, error) {
-	return verify.New(verify.Options{Root: auth.Root(), Issuers: auth.IssuingCerts(), Store: st, Keys: st,
-		ExpiringDays: a.cfg.Verify.ExpiringDays, CacheSize: a.cfg.Verify.CacheSize, Logger: a.log})
+// With SQLite (memory true), statuses come from the OCSP responder's
+// memory whenever the database's change counter proves it current.
+func (a *app) verifyService(st *store.SQL, auth *ca.Authority, resp *revocation.Responder, memory bool) (*verify.Service, error) {
+	o := verify.Options{Root: auth.Root(), Issuers: auth.IssuingCerts(), Store: st, Keys: st,
+		ExpiringDays: a.cfg.Verify.ExpiringDays, CacheSize: a.cfg.Verify.CacheSize, Logger: a.log}
+	if memory {
+		o.Current = resp
+		a.log.Info("verification reads statuses from memory, re-read from the database after every commit (SQLite change counter)")
+	} else {
+		a.log.Info("verification reads every status from the database")
+	}
+	return verify.New(o)
 }

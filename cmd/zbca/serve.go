@@ -156,7 +156,7 @@ func (a *app) serve(parent context.Context) error {
 	ro := revocation.ResponderOptions{
 		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(), Source: st, Lookup: st.CertStatus,
 		Validity: a.cfg.OCSP.Validity.Duration, LiveWorkers: a.cfg.OCSP.NonceWorkers,
-		OnChange: pub.Trigger, Logger: a.log,
+		OnChange: pub.Trigger, Changes: st.ChangeCounter(), Logger: a.log,
 	}
 	if a.cfg.OCSP.Signer == "delegated" {
 		ro.Delegated = auth.OCSPResponder
@@ -197,7 +197,7 @@ func (a *app) serve(parent context.Context) error {
 		return err
 	}
 	acmeSrv := acme.New(acme.Options{Store: st, Enroll: es, Revocation: svc, Issuers: auth.IssuingCerts(), Logger: a.log})
-	vs, err := a.verifyService(st, auth)
+	vs, err := a.verifyService(st, auth, resp, ro.Changes != nil)
 	if err != nil {
 		return err
 	}

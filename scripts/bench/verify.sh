@@ -144,6 +144,6 @@ if [[ ${GO_RATE:-0} == 1 ]]; then
 fi
 
 log "server"
-curl -s "http://127.0.0.1:$ap/metrics" | grep -E '^zbca_verify' || true
+curl -s "http://127.0.0.1:$ap/metrics" | grep -E '^zbca_(verify|status_syncs)' || true
 awk '/VmRSS|VmHWM/ { printf "%s %d MB  ", $1, $2/1024 } END { print "" }' "/proc/$server/status"
 echo "warnings and errors in the server log: $(grep -c 'level=WARN\|level=ERROR' "$work/serve.log" || true)"
