@@ -124,6 +124,7 @@ func (a *Authority) signOne(it BulkItem, serialHex string, notBefore, notAfter t
 		return nil, fmt.Errorf("bad serial %s", serialHex)
 	}
 	tmpl.SerialNumber = serial
+	tmpl.CRLDistributionPoints = a.shardCRLDP(tmpl.CRLDistributionPoints, serial)
 	tmpl.NotBefore, tmpl.NotAfter = notBefore, notAfter
 	tmpl.BasicConstraintsValid, tmpl.IsCA = true, false
 	tmpl.PublicKey = it.PublicKey

@@ -100,6 +100,10 @@ type manifest struct {
 	Retired []entry `json:"retired,omitempty"`
 	OCSP    *entry  `json:"ocsp,omitempty"`
 	TLS     *entry  `json:"tls,omitempty"`
+	// CRLShards is config ca.crl_shards as it was at init: the shard CRL
+	// URLs are in the certificates, so it never changes afterwards.
+	// Absent (CAs created before partitioned CRLs) means 0.
+	CRLShards int `json:"crl_shards,omitempty"`
 }
 
 type entry struct {
@@ -126,6 +130,9 @@ func (a *Authority) readManifest() error {
 	}
 	if a.m.Version != 1 {
 		return fmt.Errorf("ca: manifest version %d not supported", a.m.Version)
+	}
+	if !checkCRLShards(a.m.CRLShards) {
+		return fmt.Errorf("ca: manifest %s: crl_shards %d out of range", manifestFile, a.m.CRLShards)
 	}
 	return nil
 }
@@ -273,6 +280,10 @@ func Open(ctx context.Context, opts Options) (*Authority, error) {
 		return nil, fmt.Errorf("ca: %s: %w", opts.Config.Client.Template, err)
 	}
 	a.warnIssuerExpiry()
+	if opts.Config.CRLShards != a.m.CRLShards {
+		opts.Logger.Warn("ca.crl_shards differs from the CA's, which was fixed at init and is kept: the certificates name its shard CRLs",
+			"config", opts.Config.CRLShards, "ca", a.m.CRLShards)
+	}
 	return a, nil
 }
 

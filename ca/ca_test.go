@@ -35,6 +35,13 @@ type fixture struct {
 // newFixture initialises a CA at the time now returns.
 func newFixture(t testing.TB, now func() time.Time) *fixture {
 	t.Helper()
+	return newFixtureConfig(t, now, nil)
+}
+
+// newFixtureConfig is newFixture with the default configuration changed by
+// mod first.
+func newFixtureConfig(t testing.TB, now func() time.Time, mod func(*config.Config)) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	s, err := store.Open(context.Background(), store.Options{Path: filepath.Join(dir, "zbca.db"), Now: now})
 	if err != nil {
@@ -43,6 +50,9 @@ func newFixture(t testing.TB, now func() time.Time) *fixture {
 	t.Cleanup(func() { s.Close() })
 	c := config.Default()
 	c.DataDir = dir
+	if mod != nil {
+		mod(&c)
+	}
 	c.Resolve()
 	opts := Options{Dir: filepath.Join(dir, "ca"), Config: c.CA, PublicURL: "http://pki.example:8080", TLSHosts: c.HTTPS.Hosts,
 		Store: s, Now: now, Node: "test"}

@@ -90,7 +90,10 @@ func Init(ctx context.Context, opts Options) (*Authority, error) {
 	if err := writeCert(opts.Dir, "issuing-1.crt", issResp.Certificate); err != nil {
 		return nil, err
 	}
-	m := &manifest{Version: 1, KMS: c.KMS,
+	if !checkCRLShards(c.CRLShards) {
+		return nil, zerr.New(zerr.BadRequest, "ca.crl_shards %d is not 0 or 2–%d", c.CRLShards, config.MaxCRLShards)
+	}
+	m := &manifest{Version: 1, KMS: c.KMS, CRLShards: c.CRLShards,
 		Root:    entry{Name: "root", Cert: "root.crt", Key: rootRef},
 		Issuing: entry{Name: "issuing-1", Cert: "issuing-1.crt", Key: issRef},
 	}

@@ -177,7 +177,9 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (_ *Issued, err
 func (a *Authority) urls() templateURLs {
 	base := a.opts.PublicURL
 	return templateURLs{
-		CRL:       []string{base + "/crl/" + url.PathEscape(a.m.Issuing.Name) + ".crl"},
+		// With partitioned CRLs, sign replaces it by the shard's URL once
+		// the serial is drawn (shardCRLDP).
+		CRL:       []string{CRLURL(base, a.m.Issuing.Name)},
 		OCSP:      []string{base + "/ocsp"},
 		CAIssuers: []string{base + "/pki/" + url.PathEscape(a.m.Issuing.Name) + ".crt"},
 	}
@@ -249,6 +251,7 @@ func (a *Authority) sign(ctx context.Context, j signJob) (*Issued, error) {
 	// 4. Sign, with a template that is fully ours.
 	t := j.tmpl
 	t.SerialNumber = serial
+	t.CRLDistributionPoints = a.shardCRLDP(t.CRLDistributionPoints, serial)
 	t.NotBefore, t.NotAfter = j.notBefore, j.notAfter
 	t.BasicConstraintsValid = true
 	t.IsCA = false

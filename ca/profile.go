@@ -21,7 +21,9 @@ import (
 //
 // Template data: .Enterprise.Username, .Enterprise.Name, .Enterprise.ID,
 // .Enterprise.URI, .URLs.CRL, .URLs.OCSP, .URLs.CAIssuers and .Insecure.CR
-// (the CSR).
+// (the CSR). .URLs.CRL is the issuing CA's full CRL; with partitioned CRLs
+// (ca.crl_shards) the CA writes the certificate's shard CRL in its place
+// once the serial is drawn.
 const DefaultClientTemplate = `{
 	"subject": {
 		"commonName": {{ toJson .Enterprise.Username }},

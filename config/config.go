@@ -185,7 +185,19 @@ type CA struct {
 	Issuing        CAProfile  `yaml:"issuing"`
 	OCSPSigner     OCSPSigner `yaml:"ocsp_signer"`
 	Client         Client     `yaml:"client"`
+	// CRLShards, when 2 or more, partitions each issuing CA's CRL into
+	// that many shard CRLs: a certificate whose serial is k modulo
+	// CRLShards names /crl/<issuing CA>-<k>.crl as its CRL distribution
+	// point, and that shard CRL (with a critical issuing distribution
+	// point, RFC 5280 §5.2.5) lists only its shard's revocations. The full
+	// CRL stays published for auditors. 0 (the default) publishes the
+	// full CRL alone. It is read at init only and recorded with the CA:
+	// changing it later changes nothing. At most 256.
+	CRLShards int `yaml:"crl_shards"`
 }
+
+// MaxCRLShards bounds CA.CRLShards.
+const MaxCRLShards = 256
 
 // CAProfile describes a CA certificate created at init.
 type CAProfile struct {
@@ -416,6 +428,9 @@ func (c *Config) Validate() error {
 	}
 	if d := c.CA.Client.IssuerWarning.Duration; d < 0 {
 		bad("ca.client.issuer_warning", "must not be negative")
+	}
+	if n := c.CA.CRLShards; n < 0 || n == 1 || n > MaxCRLShards {
+		bad("ca.crl_shards", "%d is not 0 (no partitioned CRLs) or a shard count of 2–%d", n, MaxCRLShards)
 	}
 	if !ValidKeyType(c.CA.OCSPSigner.KeyType) {
 		bad("ca.ocsp_signer.key_type", "%q is not one of %s", c.CA.OCSPSigner.KeyType, strings.Join(KeyTypes, ", "))

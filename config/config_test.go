@@ -98,6 +98,9 @@ func TestValidate(t *testing.T) {
 		"postgres dsn":     {func(c *Config) { c.Store.Driver = "postgres" }, "store.dsn_file"},
 		"template":         {func(c *Config) { c.CA.Client.Template = "/nonexistent/tpl" }, "ca.client.template"},
 		"ocsp validity":    {func(c *Config) { c.CA.OCSPSigner.Validity.Duration = time.Minute }, "ca.ocsp_signer.validity"},
+		"crl shards < 0":   {func(c *Config) { c.CA.CRLShards = -1 }, "ca.crl_shards: -1 is not 0"},
+		"one crl shard":    {func(c *Config) { c.CA.CRLShards = 1 }, "ca.crl_shards: 1 is not 0 (no partitioned CRLs) or a shard count of 2–256"},
+		"crl shards > max": {func(c *Config) { c.CA.CRLShards = 257 }, "ca.crl_shards: 257"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -258,6 +261,27 @@ func TestEnrollValidate(t *testing.T) {
 		c.Resolve()
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
+func TestCRLShards(t *testing.T) {
+	c := Default()
+	if c.CA.CRLShards != 0 {
+		t.Fatalf("default crl_shards %d, want 0 (no partitioning)", c.CA.CRLShards)
+	}
+	if err := Decode([]byte("ca:\n  crl_shards: 16\n"), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.CA.CRLShards != 16 {
+		t.Fatalf("crl_shards %d", c.CA.CRLShards)
+	}
+	for _, n := range []int{0, 2, 16, MaxCRLShards} {
+		c := Default()
+		c.CA.CRLShards = n
+		c.Resolve()
+		if err := c.Validate(); err != nil {
+			t.Errorf("crl_shards %d refused: %v", n, err)
 		}
 	}
 }

@@ -86,11 +86,12 @@ func (p *Publisher) Changed() {
 	}
 }
 
-// syncAll serves the stored CRLs that are newer than the ones held.
+// syncAll serves the stored CRLs, shards included, that are newer than
+// the ones held.
 func (p *Publisher) syncAll(ctx context.Context) error {
 	var errs []error
-	for _, is := range p.all() {
-		if err := p.sync(ctx, is.Name); err != nil {
+	for _, name := range p.allNames() {
+		if err := p.sync(ctx, name); err != nil {
 			errs = append(errs, err)
 		}
 	}

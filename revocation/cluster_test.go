@@ -73,14 +73,21 @@ type node struct {
 // TestTwoNodesOnPostgres: a revocation made on one node is answered
 // revoked by the other node's OCSP responder through its notification
 // alone (the other node does not poll), well within 1 s; the CRL is then
-// published once, not by both nodes, and the other node serves it.
+// published once, not by both nodes, and the other node serves it; with
+// partitioned CRLs, its shards too.
 func TestTwoNodesOnPostgres(t *testing.T) {
+	t.Run("full CRL", func(t *testing.T) { testTwoNodes(t, 0) })
+	t.Run("3 shards", func(t *testing.T) { testTwoNodes(t, 3) })
+}
+
+func testTwoNodes(t *testing.T, shards int) {
 	dsn := pgSchemaDSN(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
 	c := config.Default()
 	c.DataDir = dir
+	c.CA.CRLShards = shards
 	c.Resolve()
 	var nodes [2]*node
 	for i := range nodes {
@@ -100,7 +107,8 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { a.Close() })
-		pub, err := NewPublisher(PublisherOptions{Store: st, Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delay: 200 * time.Millisecond, Interval: time.Hour, Validity: 2 * time.Hour})
+		pub, err := NewPublisher(PublisherOptions{Store: st, Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delay: 200 * time.Millisecond, Interval: time.Hour, Validity: 2 * time.Hour,
+			Shards: a.CRLShards(), PublicURL: "http://pki.test"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,6 +202,19 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 		t.Errorf("%d CRLs published for 5 revocations on 2 nodes", n)
 	}
 	t.Logf("CRLs published for 5 revocations: %d", p1.Number-crl0)
+	// The shards were published with the full CRL, and node 2 serves the
+	// same ones.
+	sum := 0
+	for _, s := range one.pub.Shards(name) {
+		s1, s2 := one.pub.Get(s), two.pub.Get(s)
+		if s1 == nil || s2 == nil || s1.Number != s2.Number || s1.Entries != s2.Entries || !s1.BuiltAt.Equal(p1.BuiltAt) {
+			t.Fatalf("shard %s: node 1 %+v, node 2 %+v", s, s1, s2)
+		}
+		sum += s1.Entries
+	}
+	if shards > 0 && sum != 5 {
+		t.Errorf("%d entries in the shards for 5 revocations", sum)
+	}
 }
 
 // readyWatcher tells when its listener is connected.

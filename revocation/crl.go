@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"log/slog"
 	"math/big"
 	"sync"
@@ -45,8 +44,18 @@ type PublisherOptions struct {
 	// RootValidity of the root CRL (default 365 days), republished when
 	// less than a tenth of it is left.
 	RootValidity time.Duration
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// Shards, when 2 or more, is ca.Authority.CRLShards: beside each
+	// issuing CA's full CRL, Shards shard CRLs are published, "<name>-<k>"
+	// listing the revoked certificates whose serial is k modulo Shards,
+	// each with a critical issuing distribution point naming its URL
+	// under PublicURL, the URL the CA writes into those certificates
+	// (see ca.CRLURL). 0 publishes the full CRLs alone.
+	Shards int
+	// PublicURL is the base of the shard URLs (config public_url); needed
+	// with Shards only.
+	PublicURL string
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Published is a CRL ready to serve.
@@ -69,8 +78,17 @@ func (p *Published) WritePEM(w io.Writer) error {
 }
 
 // Publisher builds, stores and holds the CRLs. Safe for concurrent use.
+//
+// CRLs are published in groups under one lock: the root's alone, and each
+// issuing CA's full CRL with its shard CRLs, built in one pass over its
+// revoked certificates.
 type Publisher struct {
-	o       PublisherOptions
+	o PublisherOptions
+	// names maps every CRL name to its signer and shard; groups lists the
+	// names of each signer's group, its full CRL first. Both are fixed by
+	// NewPublisher.
+	names   map[string]crlRef
+	groups  map[string][]string
 	mu      sync.RWMutex
 	current map[string]*Published
 	buildMu sync.Mutex
@@ -104,10 +122,15 @@ func NewPublisher(o PublisherOptions) (*Publisher, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Publisher{o: o, current: map[string]*Published{}, trigger: make(chan struct{}, 1), changed: make(chan struct{}, 1)}, nil
+	p := &Publisher{o: o, current: map[string]*Published{}, trigger: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
+	if err := p.index(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
-// Get returns the latest CRL of name ("issuing-1", "root"), or nil.
+// Get returns the latest CRL of name ("issuing-1", "root", a shard
+// "issuing-1-3"), or nil.
 func (p *Publisher) Get(name string) *Published {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -122,13 +145,25 @@ func (p *Publisher) Load(ctx context.Context) error {
 	}
 	// Revocations made while no server ran (zbca cert revoke --offline, or
 	// the CLI without a server) are not in the stored CRL: publish now.
+	// The shards are saved before their full CRL, so a publication cut
+	// short shows here too.
 	for _, is := range p.o.Issuers {
-		stale := func(cur *Published) (bool, error) {
-			if cur == nil {
-				return false, nil
+		stale := func(g []*Published) (bool, error) {
+			if g[0] == nil {
+				return false, nil // missing: publishDue
 			}
 			n, err := p.o.Store.CountRevoked(ctx, is.ID)
-			return n != cur.Entries, err
+			if err != nil || n != g[0].Entries {
+				return err == nil, err
+			}
+			sum := 0
+			for _, s := range g[1:] {
+				if s == nil {
+					return false, nil // missing: publishDue
+				}
+				sum += s.Entries
+			}
+			return len(g) > 1 && sum != n, nil
 		}
 		if _, err := p.publishIf(ctx, is.Name, stale); err != nil {
 			return err
@@ -137,8 +172,8 @@ func (p *Publisher) Load(ctx context.Context) error {
 	return p.publishDue(ctx)
 }
 
-// Names are the CRLs this publisher keeps: the issuing CAs' and the
-// root's.
+// Names are the CRLs this publisher keeps, shards aside: the root's and
+// the issuing CAs' full CRLs. Shards lists each one's shards.
 func (p *Publisher) Names() []string {
 	var names []string
 	for _, is := range p.all() {
@@ -154,18 +189,24 @@ func (p *Publisher) all() []ca.CRLIssuer { return append([]ca.CRLIssuer{p.o.Root
 func (p *Publisher) publishDue(ctx context.Context) error {
 	var errs []error
 	for _, is := range p.all() {
-		due := func(cur *Published) (bool, error) {
-			if cur == nil {
-				return true, nil
-			}
+		due := func(g []*Published) (bool, error) {
 			now := p.o.Now()
-			if is.Name == p.o.Root.Name {
-				return cur.NextUpdate.Sub(now) < p.o.RootValidity/10, nil
+			for _, cur := range g {
+				switch {
+				case cur == nil:
+					return true, nil
+				case is.Name == p.o.Root.Name:
+					if cur.NextUpdate.Sub(now) < p.o.RootValidity/10 {
+						return true, nil
+					}
+				case now.Sub(cur.ThisUpdate) >= p.o.Interval || cur.NextUpdate.Sub(now) < p.o.Validity-p.o.Interval:
+					return true, nil
+				}
 			}
-			return now.Sub(cur.ThisUpdate) >= p.o.Interval || cur.NextUpdate.Sub(now) < p.o.Validity-p.o.Interval, nil
+			return false, nil
 		}
 		// Checked first without the lock, the common case: nothing due.
-		if d, _ := due(p.Get(is.Name)); !d {
+		if d, _ := due(p.group(is.Name)); !d {
 			continue
 		}
 		if _, err := p.publishIf(ctx, is.Name, due); err != nil {
@@ -175,25 +216,34 @@ func (p *Publisher) publishDue(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// publishIf publishes name if needed says so of the latest CRL, judged
-// while holding the publisher lock, after loading the CRL another node
-// may have stored meanwhile: of several nodes woken by one revocation or
-// one schedule, one publishes and the others serve its CRL. It returns the
-// CRL served afterwards.
-func (p *Publisher) publishIf(ctx context.Context, name string, needed func(*Published) (bool, error)) (*Published, error) {
+// publishIf publishes the group of name (its issuer's full CRL and
+// shards) if needed says so of the group's latest CRLs (full CRL first,
+// nil for a missing one), judged while holding the publisher lock, after
+// loading the CRLs another node may have stored meanwhile: of several
+// nodes woken by one revocation or one schedule, one publishes and the
+// others serve its CRLs. It returns the CRL of name served afterwards.
+func (p *Publisher) publishIf(ctx context.Context, name string, needed func([]*Published) (bool, error)) (*Published, error) {
+	ref, ok := p.names[name]
+	if !ok {
+		return nil, zerr.New(zerr.NotFound, "no CRL named %q", name)
+	}
 	unlock, err := p.o.Store.LockCRLPublisher(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if err := p.sync(ctx, name); err != nil {
-		return nil, fmt.Errorf("reading the stored CRL %s: %w", name, err)
+	for _, n := range p.groups[ref.is.Name] {
+		if err := p.sync(ctx, n); err != nil {
+			return nil, fmt.Errorf("reading the stored CRL %s: %w", n, err)
+		}
 	}
-	cur := p.Get(name)
-	if ok, err := needed(cur); err != nil || !ok {
-		return cur, err
+	if ok, err := needed(p.group(ref.is.Name)); err != nil || !ok {
+		return p.Get(name), err
 	}
-	return p.publish(ctx, name)
+	if err := p.publish(ctx, ref.is); err != nil {
+		return nil, err
+	}
+	return p.Get(name), nil
 }
 
 // Trigger asks for new issuing-CA CRLs within the configured delay (after
@@ -242,7 +292,14 @@ func (p *Publisher) Run(ctx context.Context) {
 				return
 			case <-time.After(min(p.o.Delay/4, 5*time.Second)):
 			}
-			older := func(cur *Published) (bool, error) { return cur == nil || cur.BuiltAt.Before(since), nil }
+			older := func(g []*Published) (bool, error) {
+				for _, cur := range g {
+					if cur == nil || cur.BuiltAt.Before(since) {
+						return true, nil
+					}
+				}
+				return false, nil
+			}
 			failed := false
 			for _, is := range p.o.Issuers {
 				if _, err := p.publishIf(ctx, is.Name, older); err != nil && ctx.Err() == nil {
@@ -264,85 +321,73 @@ func (p *Publisher) Run(ctx context.Context) {
 }
 
 // Publish builds, signs, stores and serves a new CRL for name now (after
-// any other node's publication in progress).
+// any other node's publication in progress), with the rest of its group:
+// an issuing CA's full CRL and its shards are published together.
 func (p *Publisher) Publish(ctx context.Context, name string) (*Published, error) {
-	return p.publishIf(ctx, name, func(*Published) (bool, error) { return true, nil })
+	return p.publishIf(ctx, name, func([]*Published) (bool, error) { return true, nil })
 }
 
-// publish is Publish with the publisher lock held.
-func (p *Publisher) publish(ctx context.Context, name string) (*Published, error) {
-	var is *ca.CRLIssuer
-	for _, c := range p.all() {
-		if c.Name == name {
-			is = &c
-			break
-		}
-	}
-	if is == nil {
-		return nil, zerr.New(zerr.NotFound, "no CRL named %q", name)
-	}
+// publish builds, signs, stores and serves the CRLs of is's group; the
+// publisher lock is held.
+func (p *Publisher) publish(ctx context.Context, is ca.CRLIssuer) error {
 	p.buildMu.Lock()
 	defer p.buildMu.Unlock()
 	start := time.Now()
 	builtAt := p.o.Now()
-	number, err := p.o.Store.NextCRLNumber(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("reserving CRL number: %w", err)
+	names := p.groups[is.Name]
+	numbers := make([]int64, len(names))
+	for i, name := range names {
+		var err error
+		if numbers[i], err = p.o.Store.NextCRLNumber(ctx, name); err != nil {
+			return fmt.Errorf("reserving CRL number of %s: %w", name, err)
+		}
 	}
 	now := p.o.Now().UTC().Truncate(time.Second)
 	validity := p.o.Validity
-	if name == p.o.Root.Name {
+	if is.Name == p.o.Root.Name {
 		validity = p.o.RootValidity
 	}
-	params := crlder.Params{Issuer: is.Cert, Signer: is.Signer, Number: big.NewInt(number), ThisUpdate: now, NextUpdate: now.Add(validity)}
-	var der []byte
-	entries := 0
-	if name == p.o.Root.Name {
+	params := make([]crlder.Params, len(names))
+	for i := range names {
+		params[i] = crlder.Params{Issuer: is.Cert, Signer: is.Signer, Number: big.NewInt(numbers[i]), ThisUpdate: now, NextUpdate: now.Add(validity)}
+		if i > 0 {
+			params[i].IDP = &crlder.IssuingDistributionPoint{URI: ca.CRLURL(p.o.PublicURL, names[i]), OnlyContainsUserCerts: true}
+		}
+	}
+	var ders [][]byte
+	var entries []int
+	var err error
+	if is.Name == p.o.Root.Name {
 		// Revoked issuing CAs would be listed here; zbca has none yet.
-		der, err = crlder.BuildEmpty(params)
+		var der []byte
+		der, err = crlder.BuildEmpty(params[0])
+		ders, entries = [][]byte{der}, []int{0}
 	} else {
-		// The count (an index-only query) sizes the output, so that a
-		// million entries are written once, in place.
-		if params.EntriesHint, err = p.o.Store.CountRevoked(ctx, is.ID); err != nil {
-			return nil, fmt.Errorf("counting revoked certificates: %w", err)
-		}
-		var scanErr error
-		seq := func(yield func(crlder.Entry) bool) {
-			var buf []byte
-			scanErr = p.o.Store.ForEachRevoked(ctx, is.ID, func(e store.RevokedEntry) error {
-				var serr error
-				if buf, serr = serialBytes(buf[:0], e.Serial); serr != nil {
-					return serr
-				}
-				entries++
-				if !yield(crlder.Entry{Serial: buf, RevokedAt: e.RevokedAt, Reason: e.Reason}) {
-					return errStop
-				}
-				return nil
-			})
-		}
-		next, stop := iter.Pull(seq)
-		der, err = crlder.Build(params, next)
-		stop()
-		if err == nil && scanErr != nil && !errors.Is(scanErr, errStop) {
-			err = scanErr
-		}
+		ders, entries, err = p.build(ctx, is, params)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("building CRL %s: %w", name, err)
+		return fmt.Errorf("building CRL %s: %w", is.Name, err)
 	}
-	c := &store.CRL{Name: name, Number: number, ThisUpdate: now, NextUpdate: now.Add(validity), BuiltAt: builtAt, DER: der, Entries: entries}
-	if err := p.o.Store.SaveCRL(ctx, c); err != nil {
-		return nil, fmt.Errorf("storing CRL %s: %w", name, err)
+	// The shards first, the full CRL last: after a publication cut short
+	// the full CRL is the older one, and Load's count check republishes
+	// the group if a revocation is missing from it.
+	size := 0
+	for i := len(names) - 1; i >= 0; i-- {
+		c := &store.CRL{Name: names[i], Number: numbers[i], ThisUpdate: now, NextUpdate: now.Add(validity), BuiltAt: builtAt, DER: ders[i], Entries: entries[i]}
+		if err := p.o.Store.SaveCRL(ctx, c); err != nil {
+			return fmt.Errorf("storing CRL %s: %w", names[i], err)
+		}
+		p.set(newPublished(c))
+		size += len(ders[i])
 	}
-	pub := newPublished(c)
-	p.set(pub)
-	p.o.Logger.Info("published CRL", "crl", name, "number", number, "entries", entries, "bytes", len(der),
-		"next_update", c.NextUpdate, "took", time.Since(start).Round(time.Millisecond))
-	return pub, nil
+	attrs := []any{"crl", is.Name, "number", numbers[0], "entries", entries[0], "bytes", len(ders[0]),
+		"next_update", now.Add(validity), "took", time.Since(start).Round(time.Millisecond)}
+	if len(names) > 1 {
+		attrs = append(attrs, "shards", len(names)-1, "shard_bytes", size-len(ders[0]))
+	}
+	p.o.Logger.Info("published CRL", attrs...)
+	return nil
 }
-
-var errStop = errors.New("stop")
 
 func (p *Publisher) set(pub *Published) {
 	p.mu.Lock()

@@ -15,6 +15,8 @@ import (
 	"github.com/zbca/zbca/store"
 )
 
+const testPublicURL = "http://pki.test"
+
 type fixture struct {
 	dir  string
 	st   *store.SQL
@@ -26,6 +28,13 @@ type fixture struct {
 
 func newFixture(t testing.TB, ro func(*ResponderOptions)) *fixture {
 	t.Helper()
+	return newShardedFixture(t, 0, ro)
+}
+
+// newShardedFixture is newFixture with a CA created with ca.crl_shards
+// shards, and its publisher publishing them.
+func newShardedFixture(t testing.TB, shards int, ro func(*ResponderOptions)) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Options{Path: filepath.Join(dir, "zbca.db")})
@@ -35,8 +44,9 @@ func newFixture(t testing.TB, ro func(*ResponderOptions)) *fixture {
 	t.Cleanup(func() { st.Close() })
 	c := config.Default()
 	c.DataDir = dir
+	c.CA.CRLShards = shards
 	c.Resolve()
-	a, err := ca.Init(ctx, ca.Options{Dir: filepath.Join(dir, "ca"), Config: c.CA, PublicURL: "http://pki.test", TLSHosts: c.HTTPS.Hosts, Store: st})
+	a, err := ca.Init(ctx, ca.Options{Dir: filepath.Join(dir, "ca"), Config: c.CA, PublicURL: testPublicURL, TLSHosts: c.HTTPS.Hosts, Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +54,8 @@ func newFixture(t testing.TB, ro func(*ResponderOptions)) *fixture {
 	if err := st.AddEnterprise(ctx, &store.Enterprise{Username: "acme", Name: "ACME", PasswordHash: "x"}, store.AuditEvent{Actor: "t", Action: "enterprise.add"}); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := NewPublisher(PublisherOptions{Store: st, Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delay: 200 * time.Millisecond, Interval: time.Hour, Validity: 2 * time.Hour})
+	pub, err := NewPublisher(PublisherOptions{Store: st, Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delay: 200 * time.Millisecond, Interval: time.Hour, Validity: 2 * time.Hour,
+		Shards: a.CRLShards(), PublicURL: testPublicURL})
 	if err != nil {
 		t.Fatal(err)
 	}

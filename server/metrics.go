@@ -78,6 +78,23 @@ func (m *Metrics) WatchCRL(p *revocation.Publisher, now func() time.Time) {
 			}
 			return 0
 		}))
+		// Shards are published with their full CRL: one series for the
+		// oldest of them, rather than one per shard.
+		if shards := p.Shards(name); len(shards) > 0 {
+			m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "zbca_crl_shards_max_age_seconds", Help: "Time since thisUpdate of the oldest shard CRL served (-1: a shard is missing).", ConstLabels: prometheus.Labels{"crl": name},
+			}, func() float64 {
+				oldest := 0.0
+				for _, s := range shards {
+					c := p.Get(s)
+					if c == nil {
+						return -1
+					}
+					oldest = max(oldest, now().Sub(c.ThisUpdate).Seconds())
+				}
+				return oldest
+			}))
+		}
 	}
 }
 

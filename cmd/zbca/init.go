@@ -95,6 +95,9 @@ func (a *app) newPublisher(st *store.SQL, auth *ca.Authority) (*revocation.Publi
 		Store: st, Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(),
 		Interval: a.cfg.CRL.Interval.Duration, Delay: a.cfg.CRL.Delay.Duration,
 		Validity: a.cfg.CRL.Validity.Duration, RootValidity: a.cfg.CRL.RootValidity.Duration,
+		// The CA's shard count, fixed at init, and the base of the URLs it
+		// writes into certificates (ca.Options.PublicURL).
+		Shards: auth.CRLShards(), PublicURL: a.cfg.PublicURL,
 		Logger: a.log,
 	})
 }
@@ -123,6 +126,10 @@ func (a *app) printSummary(w io.Writer, auth *ca.Authority, bound string) {
 		auth.Issuing().Subject.CommonName, auth.Issuing().NotAfter.Format("2006-01-02"),
 		a.cfg.PublicURL, defaultedNote(a), listenURL("http", httpAddr, host), hostPort(httpsAddr, host), hostPort(adminAddr, "127.0.0.1"),
 		a.cfg.Admin.TokenFile, passphraseNote(a))
+	if n := auth.CRLShards(); n > 0 {
+		fmt.Fprintf(w, "  CRL shards        %d per issuing CA: /crl/%s-<serial mod %d>.crl, and the full /crl/%s.crl\n",
+			n, auth.IssuingName(), n, auth.IssuingName())
+	}
 	if w := auth.ExpiryWarning(); w != "" {
 		fmt.Fprintf(a.stdout, "  WARNING           %s\n", w)
 	}

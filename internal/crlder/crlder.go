@@ -85,35 +85,72 @@ func Build(p Params, next func() (Entry, bool)) ([]byte, error) {
 	if next == nil {
 		return nil, zerr.New(zerr.BadRequest, "crl: nil entry iterator (use BuildEmpty for an empty CRL)")
 	}
-	// 1. Check the parameters and encode the CRL-wide fields, so that a bad
-	//    parameter fails before any entry is read.
-	h, err := newHeader(p)
+	b, err := NewBuilder(p)
 	if err != nil {
 		return nil, err
 	}
-	// 2. Encode the entries into chunks.
-	var ents chunks
-	if p.EntriesHint > 0 {
-		ents.reserve(h.lead(), p.EntriesHint+p.EntriesHint/64+64, h.tail())
-	}
-	for i := 0; ; i++ {
+	for {
 		e, ok := next()
 		if !ok {
 			break
 		}
-		if err := ents.appendEntry(&e); err != nil {
-			return nil, zerr.New(zerr.BadRequest, "crl entry %d (serial %x): %s", i, e.Serial, err)
+		if err := b.Add(&e); err != nil {
+			return nil, err
 		}
 	}
-	// 3. Hash the TBSCertList from its parts, sign, check the signature.
-	tbs := h.tbsLayout(ents.n)
-	digest := h.digest(tbs, &ents)
-	sig, err := h.sign(digest)
+	return b.Finish()
+}
+
+// Builder is Build turned around, for a caller that pushes entries: one
+// pass over the revoked certificates can then feed several CRLs (a full CRL
+// and its partitions). Add the entries in order, then call Finish once. A
+// Builder is not safe for concurrent use; distinct Builders are
+// independent.
+type Builder struct {
+	h    *header
+	ents chunks
+	n    int // entries added
+}
+
+// NewBuilder checks the parameters and encodes the CRL-wide fields, so that
+// a bad parameter fails before any entry is read. Errors are as Build's.
+func NewBuilder(p Params) (*Builder, error) {
+	h, err := newHeader(p)
 	if err != nil {
 		return nil, err
 	}
-	// 4. Write the CertificateList in one allocation.
-	return h.assemble(tbs, &ents, sig)
+	b := &Builder{h: h}
+	if p.EntriesHint > 0 {
+		b.ents.reserve(h.lead(), p.EntriesHint+p.EntriesHint/64+64, h.tail())
+	}
+	return b, nil
+}
+
+// Add encodes one entry; it does not keep e or its Serial slice. An invalid
+// entry returns a zerr.BadRequest error naming its position and adds
+// nothing.
+func (b *Builder) Add(e *Entry) error {
+	if err := b.ents.appendEntry(e); err != nil {
+		return zerr.New(zerr.BadRequest, "crl entry %d (serial %x): %s", b.n, e.Serial, err)
+	}
+	b.n++
+	return nil
+}
+
+// Len is the number of entries added.
+func (b *Builder) Len() int { return b.n }
+
+// Finish hashes the TBSCertList from its parts, signs it, checks the
+// signature and writes the CertificateList in one allocation. The Builder
+// must not be used afterwards.
+func (b *Builder) Finish() ([]byte, error) {
+	tbs := b.h.tbsLayout(b.ents.n)
+	digest := b.h.digest(tbs, &b.ents)
+	sig, err := b.h.sign(digest)
+	if err != nil {
+		return nil, err
+	}
+	return b.h.assemble(tbs, &b.ents, sig)
 }
 
 // BuildEmpty encodes and signs a CRL without entries: its revokedCertificates
