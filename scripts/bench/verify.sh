@@ -19,7 +19,9 @@
 #      an answer (lua/verify_paced.lua), for PACED="C/D …" (default
 #      "16/1 24/1 32/1"): the latency below saturation;
 #   4. with GO_RATE=1, an open-loop fixed RATE (15,000/s) with verifyload
-#      rate (latency from the due time; the Go client is costly here).
+#      rate (latency from the due time; the Go client is costly here);
+#   5. unless CEILING=0, the paced runs of 3 against fixedhttp -tls, a
+#      plain Go HTTPS handler answering fixed JSON: the harness's ceiling.
 # The load generators run on the same two cores as the server.
 #
 # Environment: N, SEEN, DUR (default 20), PACED, GO_RATE, RATE (default 15000), KEEP=1 keeps the work directory.
@@ -77,7 +79,7 @@ others() { # $1: CPU seconds of the load generator
 
 log "building"
 go build -o "$work/zbca" ./cmd/zbca
-for t in fill verifyload; do go build -o "$work/$t" "./scripts/bench/$t"; done
+for t in fill verifyload fixedhttp; do go build -o "$work/$t" "./scripts/bench/$t"; done
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 hp=$(port); sp=$(port); ap=$(port)
@@ -147,3 +149,19 @@ log "server"
 curl -s "http://127.0.0.1:$ap/metrics" | grep -E '^zbca_(verify|status_syncs)' || true
 awk '/VmRSS|VmHWM/ { printf "%s %d MB  ", $1, $2/1024 } END { print "" }' "/proc/$server/status"
 echo "warnings and errors in the server log: $(grep -c 'level=WARN\|level=ERROR' "$work/serve.log" || true)"
+kill -TERM -- "-$server" 2> /dev/null || true
+for _ in $(seq 50); do kill -0 "$server" 2> /dev/null || break; sleep 0.1; done
+
+# The ceiling of the harness: a plain Go HTTPS handler that reads the body
+# and writes 500 fixed octets of JSON, under the same pacing.
+if [[ ${CEILING:-1} == 1 ]]; then
+  fp=$(port)
+  setsid "$work/fixedhttp" -tls "127.0.0.1:$fp" > /dev/null 2>&1 &
+  server=$!
+  sleep 0.5
+  base_zbca=$base
+  base=https://127.0.0.1:$fp
+  log "ceiling: fixedhttp -tls (plain Go handler, fixed JSON), same pacing"
+  for p in $PACED; do paced "${p%/*}" "${p#*/}"; done
+  base=$base_zbca
+fi
