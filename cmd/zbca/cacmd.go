@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zbca/zbca/ca"
-	"github.com/zbca/zbca/internal/runlock"
 )
 
 func (a *app) caCmd() *cobra.Command {
@@ -77,18 +75,11 @@ It needs the root key (the passphrase file or the HSM holding it).`,
 			if err := a.load(slog.LevelWarn); err != nil {
 				return err
 			}
-			lock, err := runlock.Exclusive(filepath.Join(a.runDir(), "serve.lock"))
-			if err != nil {
-				return fmt.Errorf("%w: stop it before the rollover", err)
-			}
-			defer lock.Close()
-			live, err := runlock.Live(a.runDir())
+			lock, err := a.aloneWithData("the rollover")
 			if err != nil {
 				return err
 			}
-			if live = slices.DeleteFunc(live, func(b string) bool { return b == "serve" }); len(live) > 0 {
-				return fmt.Errorf("%d other zbca process(es) are using this data directory: wait for them to finish", len(live))
-			}
+			defer lock.Close()
 			ctx := cmd.Context()
 			st, auth, err := a.openCA(ctx)
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -180,6 +181,27 @@ func (a *app) storeOptions() (store.Options, error) {
 }
 
 func (a *app) runDir() string { return filepath.Join(a.cfg.DataDir, "run") }
+
+// aloneWithData takes the serve lock, so that no server starts, and checks
+// that no other zbca command is using the data directory, for commands that
+// change it wholesale (store migrate, ca rollover); doing names the work in
+// the error a running server gets ("stop it before doing").
+func (a *app) aloneWithData(doing string) (*os.File, error) {
+	lock, err := runlock.Exclusive(filepath.Join(a.runDir(), "serve.lock"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: stop it before %s", err, doing)
+	}
+	live, err := runlock.Live(a.runDir())
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if live = slices.DeleteFunc(live, func(b string) bool { return b == "serve" }); len(live) > 0 {
+		lock.Close()
+		return nil, fmt.Errorf("%d other zbca process(es) are using this data directory: wait for them to finish", len(live))
+	}
+	return lock, nil
+}
 
 // caOptions returns the CA options; it takes this process's boot lock, so
 // that a starting server leaves this process's journal entries alone.

@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"slices"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zbca/zbca/config"
-	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/store"
 )
 
@@ -55,18 +53,11 @@ already holds rows is refused, and nothing is written to it.`,
 			}
 			// Keep servers out while copying, and refuse while other zbca
 			// commands may write.
-			lock, err := runlock.Exclusive(filepath.Join(a.runDir(), "serve.lock"))
-			if err != nil {
-				return fmt.Errorf("%w: stop it before migrating", err)
-			}
-			defer lock.Close()
-			live, err := runlock.Live(a.runDir())
+			lock, err := a.aloneWithData("migrating")
 			if err != nil {
 				return err
 			}
-			if live = slices.DeleteFunc(live, func(b string) bool { return b == "serve" }); len(live) > 0 {
-				return fmt.Errorf("%d other zbca process(es) are using this data directory: wait for them to finish", len(live))
-			}
+			defer lock.Close()
 			ctx := cmd.Context()
 			src, err := a.openStore(ctx)
 			if err != nil {
