@@ -56,7 +56,7 @@ type KeyStore interface {
 // keyCache remembers API key lookups, good and bad, for KeyCacheTTL.
 type keyCache struct {
 	mu      sync.Mutex
-	entries map[string]keyEntry // by hash
+	entries map[[32]byte]keyEntry // by SHA-256 of the key
 }
 
 type keyEntry struct {
@@ -75,12 +75,13 @@ func (s *Service) Authenticate(ctx context.Context, key string) (string, error) 
 	if len(key) != apiKeyLen || !strings.HasPrefix(key, APIKeyPrefix) {
 		return "", errBadKey
 	}
-	hash := HashAPIKey(key)
+	sum := sha256.Sum256([]byte(key))
 	now := s.now()
 	s.keys.mu.Lock()
-	e, ok := s.keys.entries[hash]
+	e, ok := s.keys.entries[sum]
 	s.keys.mu.Unlock()
 	if !ok || now.Sub(e.at) >= KeyCacheTTL || now.Before(e.at) {
+		hash := hex.EncodeToString(sum[:]) // as HashAPIKey
 		k, err := s.keyStore.APIKeyByHash(ctx, hash)
 		switch {
 		case errors.Is(err, zerr.NotFound):
@@ -99,7 +100,7 @@ func (s *Service) Authenticate(ctx context.Context, key string) (string, error) 
 		if len(s.keys.entries) >= maxKeyEntries {
 			clear(s.keys.entries)
 		}
-		s.keys.entries[hash] = e
+		s.keys.entries[sum] = e
 		s.keys.mu.Unlock()
 	}
 	if e.name == "" {

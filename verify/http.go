@@ -59,8 +59,9 @@ func (h *Handler) Register(e *echo.Echo) {
 // "X-API-Key: <key>".
 func (h *Handler) authenticate(c echo.Context) error {
 	r := c.Request()
-	key := r.Header.Get("X-API-Key")
-	if a := r.Header.Get(echo.HeaderAuthorization); a != "" {
+	// net/http gives canonical keys: the map is read directly.
+	key := first(r.Header["X-Api-Key"])
+	if a := first(r.Header[echo.HeaderAuthorization]); a != "" {
 		scheme, token, ok := strings.Cut(a, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			return h.unauthorized(c)
@@ -76,6 +77,13 @@ func (h *Handler) authenticate(c echo.Context) error {
 	return nil
 }
 
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
 func (h *Handler) unauthorized(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="zbca verify"`)
 	return errBadKey
@@ -85,6 +93,11 @@ type request struct {
 	Certificate string `json:"certificate"`
 	Username    string `json:"username"`
 }
+
+var (
+	noStore  = []string{"no-store"}
+	jsonType = []string{echo.MIMEApplicationJSON}
+)
 
 // bufs holds request and answer buffers between requests.
 var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -136,8 +149,15 @@ func (h *Handler) verify(c echo.Context) error {
 	}
 	out := a.appendJSON(body[:0])
 	*bp = out[:0]
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, out)
+	// Assigned, not Set: canonical keys and shared values (net/http only
+	// reads them).
+	w := c.Response()
+	hd := w.Header()
+	hd[echo.HeaderCacheControl] = noStore
+	hd[echo.HeaderContentType] = jsonType
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(out)
+	return err
 }
 
 // readBody reads at most MaxBody bytes into buf; more is a 413.

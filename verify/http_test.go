@@ -50,6 +50,9 @@ func answerOf(t *testing.T, rec *httptest.ResponseRecorder) *Answer {
 	if rec.Code != 200 {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
+	if h := rec.Header(); h.Get("Content-Type") != "application/json" || h.Get("Cache-Control") != "no-store" {
+		t.Errorf("answer headers %v", h)
+	}
 	var a Answer
 	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
 		t.Fatalf("%v: %s", err, rec.Body)

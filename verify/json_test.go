@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"testing"
 	"time"
@@ -61,6 +62,11 @@ func TestDecodeRequestFast(t *testing.T) {
 func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"certificate":"-----BEGIN\nx","username":"a"}`))
 	f.Add([]byte(`{"username":"\t","certificate":""}`))
+	// Runs longer than a word, with a quote, a backslash, a control
+	// character or UTF-8 at each offset within one.
+	f.Add([]byte(`{"certificate":"-----BEGIN CERTIFICATE-----\nMIIBkTCCATegAwIBAgIQ\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END CERTIFICATE-----\n"}`))
+	f.Add([]byte("{\"certificate\":\"0123456\x1f89abcdef\"}"))
+	f.Add([]byte(`{"certificate":"01234567\"9abcdef\\0123456证书有效789"}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		want, err := decodeRequest(in)
 		cert, user, ok := decodeRequestFast(bytes.Clone(in))
@@ -71,4 +77,28 @@ func FuzzDecodeRequest(f *testing.F) {
 			t.Fatalf("%q: fast %q %q, encoding/json %+v %v", in, cert, user, want, err)
 		}
 	})
+}
+
+// TestSpecial8: the word test agrees with the byte test for every byte
+// value at every position, over words of plain and of high bytes.
+func TestSpecial8(t *testing.T) {
+	plain := func(c byte) bool { return c < 0x20 || c == '"' || c == '\\' }
+	for _, fill := range []byte{'A', 0x7f, 0x80, 0xff, 0x21, 0x5d} {
+		for pos := 0; pos < 8; pos++ {
+			for v := 0; v < 256; v++ {
+				var w [8]byte
+				for k := range w {
+					w[k] = fill
+				}
+				w[pos] = byte(v)
+				want := false
+				for _, c := range w {
+					want = want || plain(c)
+				}
+				if got := special8(binary.LittleEndian.Uint64(w[:])); got != want {
+					t.Fatalf("%x: special8 %v, want %v", w, got, want)
+				}
+			}
+		}
+	}
 }

@@ -108,7 +108,7 @@ func New(o Options) (*Service, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Service{root: o.Root, issuers: o.Issuers, store: o.Store, current: o.Current, keyStore: o.Keys, expiring: o.ExpiringDays,
-		now: o.Now, log: o.Logger, cache: newCertCache(o.CacheSize), keys: keyCache{entries: map[string]keyEntry{}}}, nil
+		now: o.Now, log: o.Logger, cache: newCertCache(o.CacheSize), keys: keyCache{entries: map[[32]byte]keyEntry{}}}, nil
 }
 
 // Request asks about one certificate.
