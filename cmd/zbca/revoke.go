@@ -63,8 +63,12 @@ or without dashes, or their RFC 5280 numbers).`,
 			if err != nil {
 				return userError(err)
 			}
-			fmt.Fprintf(a.stdout, "revoked %s (%s) at %s in the database; no server answered on %s: a running server picks the revocation up within seconds, a stopped one when it starts\n",
-				rec.Serial, reason, rec.RevokedAt.Format(time.RFC3339), a.cfg.Listen.Admin)
+			why := "no server answered on " + a.cfg.Listen.Admin
+			if offline {
+				why = "--offline"
+			}
+			fmt.Fprintf(a.stdout, "revoked %s (%s) at %s in the database (%s): a running server picks the revocation up within seconds, a stopped one when it starts\n",
+				rec.Serial, reason, rec.RevokedAt.Format(time.RFC3339), why)
 			return nil
 		},
 	}
