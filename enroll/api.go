@@ -71,7 +71,7 @@ func (a *API) eab(c echo.Context) error {
 	_, _ = rand.Read(kid)
 	_, _ = rand.Read(key)
 	now := a.now()
-	k := &store.EABKey{KID: base64.RawURLEncoding.EncodeToString(kid), HMACKey: key, EnterpriseID: e.ID, CreatedAt: now, ExpiresAt: now.Add(a.lifetime())}
+	k := &store.EABKey{KID: base64.RawURLEncoding.EncodeToString(kid), HMACKey: key, EnterpriseID: e.ID, Epoch: e.CredentialEpoch, CreatedAt: now, ExpiresAt: now.Add(a.lifetime())}
 	if err := a.Store.AddEABKey(c.Request().Context(), k, store.AuditEvent{Actor: "enterprise:" + e.Username, Action: "eab.issue", Subject: k.KID,
 		Details: map[string]any{"ip": c.RealIP(), "expires_at": k.ExpiresAt}}); err != nil {
 		return err

@@ -154,7 +154,7 @@ func (p *Portal) login(c echo.Context) error {
 	if ck, err := c.Cookie(sessionCookie); err == nil {
 		p.sessions.delete(ctx, ck.Value)
 	}
-	token, err := p.sessions.create(ctx, e.Username)
+	token, err := p.sessions.create(ctx, e.Username, e.CredentialEpoch)
 	if err != nil {
 		return err
 	}

@@ -129,12 +129,13 @@ func newSessions(st store.SessionStore, ttl time.Duration, now func() time.Time,
 	return &sessions{st: st, ttl: ttl, now: now, log: log}
 }
 
-// create starts a session for username and returns its token. An error
-// means no session: the caller shows an error page.
-func (s *sessions) create(ctx context.Context, username string) (string, error) {
+// create starts a session for username, whose password was checked under
+// credential epoch epoch, and returns its token. An error means no
+// session: the caller shows an error page.
+func (s *sessions) create(ctx context.Context, username string, epoch int64) (string, error) {
 	token := newToken()
 	now := s.now()
-	if err := s.st.CreateSession(ctx, token, username, now.Add(s.ttl)); err != nil {
+	if err := s.st.CreateSession(ctx, token, username, epoch, now.Add(s.ttl)); err != nil {
 		return "", fmt.Errorf("starting a session: %w", err)
 	}
 	s.prune(ctx, now)

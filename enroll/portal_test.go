@@ -332,11 +332,11 @@ type failingSessions struct {
 
 var errDatabaseDown = errors.New("database down")
 
-func (f *failingSessions) CreateSession(ctx context.Context, token, username string, expires time.Time) error {
+func (f *failingSessions) CreateSession(ctx context.Context, token, username string, epoch int64, expires time.Time) error {
 	if f.fail {
 		return errDatabaseDown
 	}
-	return f.PortalStore.CreateSession(ctx, token, username, expires)
+	return f.PortalStore.CreateSession(ctx, token, username, epoch, expires)
 }
 
 func (f *failingSessions) Session(ctx context.Context, token string, now time.Time) (string, bool, error) {

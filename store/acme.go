@@ -14,8 +14,11 @@ type EABKey struct {
 	KID          string
 	HMACKey      []byte
 	EnterpriseID int64
-	CreatedAt    time.Time
-	ExpiresAt    time.Time
+	// Epoch is the enterprise's credential epoch when the password was
+	// checked: an account is made with the key only while it is current.
+	Epoch     int64
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // ACMEAccount is an ACME account bound to an enterprise.
@@ -28,7 +31,21 @@ type ACMEAccount struct {
 	Status       string
 	Contact      string // JSON array
 	EABKID       string
-	CreatedAt    time.Time
+	// Epoch is the credential epoch the account was made under (that of
+	// its EAB key); filled by readers with the enterprise's current epoch
+	// and status.
+	Epoch            int64
+	EnterpriseEpoch  int64
+	EnterpriseStatus string
+	LastUsedAt       time.Time // zero: never ordered
+	CreatedAt        time.Time
+}
+
+// Current reports whether the account may act for its enterprise: the
+// account is valid, the enterprise active, and the account made under the
+// enterprise's current credential epoch.
+func (a *ACMEAccount) Current() bool {
+	return a.Status == "valid" && a.EnterpriseStatus == StatusActive && a.Epoch == a.EnterpriseEpoch
 }
 
 // ACMEOrder is an order for the enterprise identifier.
@@ -55,11 +72,22 @@ type ACMEStore interface {
 	CreateAccountWithEAB(ctx context.Context, a *ACMEAccount, now time.Time, ev AuditEvent) error
 	GetACMEAccount(ctx context.Context, id string) (*ACMEAccount, error)
 	GetACMEAccountByThumbprint(ctx context.Context, thumbprint string) (*ACMEAccount, error)
+	// ListACMEAccounts returns an enterprise's accounts, oldest first.
+	ListACMEAccounts(ctx context.Context, enterpriseID int64) ([]ACMEAccount, error)
 	UpdateACMEAccount(ctx context.Context, a *ACMEAccount, ev AuditEvent) error
 	// ChangeACMEAccountKey replaces the key; zerr.Conflict when another
 	// account has the new key.
 	ChangeACMEAccountKey(ctx context.Context, id, oldThumbprint, newThumbprint, newJWK string, ev AuditEvent) error
-	AddACMEOrder(ctx context.Context, o *ACMEOrder) error
+	// AddACMEOrder stores a new order and marks the account used, unless
+	// the account already has maxPending unexpired orders that are pending
+	// or ready (ErrTooManyOrders; maxPending <= 0: no limit).
+	AddACMEOrder(ctx context.Context, o *ACMEOrder, maxPending int) error
+	// PruneACMEOrders deletes up to limit orders that expired before
+	// before and are not being finalized; PruneEABKeys up to limit EAB
+	// keys that expired before before, used or not (the audit log keeps
+	// their use).
+	PruneACMEOrders(ctx context.Context, before time.Time, limit int) (int64, error)
+	PruneEABKeys(ctx context.Context, before time.Time, limit int) (int64, error)
 	GetACMEOrder(ctx context.Context, id string) (*ACMEOrder, error)
 	// SetACMEOrderStatus moves an order whose status is from to status
 	// (with serial or error text); zerr.Conflict when it was not in from.
@@ -73,11 +101,15 @@ var _ ACMEStore = (*SQL)(nil)
 // invalid or expired. Nothing was written.
 var ErrOrderNotReady = zerr.New(zerr.Conflict, "the order is not ready")
 
+// ErrTooManyOrders refuses an order to an account that has as many
+// unfinished orders as it may. Nothing was written.
+var ErrTooManyOrders = zerr.New(zerr.Policy, "the account has too many unfinished orders")
+
 // AddEABKey implements ACMEStore.
 func (s *SQL) AddEABKey(ctx context.Context, k *EABKey, ev AuditEvent) error {
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		if _, err := w.exec(ctx, `INSERT INTO eab_keys(kid, hmac_key, enterprise_id, created_at, expires_at) VALUES (?,?,?,?,?)`,
-			k.KID, k.HMACKey, k.EnterpriseID, nanos(k.CreatedAt), nanos(k.ExpiresAt)); err != nil {
+		if _, err := w.exec(ctx, `INSERT INTO eab_keys(kid, hmac_key, enterprise_id, epoch, created_at, expires_at) VALUES (?,?,?,?,?,?)`,
+			k.KID, k.HMACKey, k.EnterpriseID, k.Epoch, nanos(k.CreatedAt), nanos(k.ExpiresAt)); err != nil {
 			return err
 		}
 		return w.appendAudit(ctx, ev)
@@ -88,8 +120,8 @@ func (s *SQL) AddEABKey(ctx context.Context, k *EABKey, ev AuditEvent) error {
 func (s *SQL) GetEABKey(ctx context.Context, kid string) (*EABKey, error) {
 	var k EABKey
 	var c, e int64
-	err := s.r.QueryRowContext(ctx, `SELECT kid, hmac_key, enterprise_id, created_at, expires_at FROM eab_keys WHERE kid = ?`, kid).
-		Scan(&k.KID, &k.HMACKey, &k.EnterpriseID, &c, &e)
+	err := s.r.QueryRowContext(ctx, `SELECT kid, hmac_key, enterprise_id, epoch, created_at, expires_at FROM eab_keys WHERE kid = ?`, kid).
+		Scan(&k.KID, &k.HMACKey, &k.EnterpriseID, &k.Epoch, &c, &e)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("EAB key", kid)
 	}
@@ -100,38 +132,65 @@ func (s *SQL) GetEABKey(ctx context.Context, kid string) (*EABKey, error) {
 // CreateAccountWithEAB implements ACMEStore.
 func (s *SQL) CreateAccountWithEAB(ctx context.Context, a *ACMEAccount, now time.Time, ev AuditEvent) error {
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		res, err := w.exec(ctx, `UPDATE eab_keys SET used_at = ?, account_id = ? WHERE kid = ? AND enterprise_id = ? AND used_at = 0 AND expires_at > ?`,
-			nanos(now), a.ID, a.EABKID, a.EnterpriseID, nanos(now))
+		// The key is consumed only while it is unused, unexpired and of
+		// the enterprise's current credential epoch, the enterprise
+		// active: a key obtained before a passwd or disable makes nothing.
+		var epoch int64
+		err := w.queryRow(ctx, `UPDATE eab_keys SET used_at = ?, account_id = ? WHERE kid = ? AND enterprise_id = ? AND used_at = 0 AND expires_at > ?
+			AND epoch = (SELECT credential_epoch FROM enterprises WHERE id = eab_keys.enterprise_id AND status = 'active') RETURNING epoch`,
+			nanos(now), a.ID, a.EABKID, a.EnterpriseID, nanos(now)).Scan(&epoch)
+		if errors.Is(err, sql.ErrNoRows) {
+			return zerr.New(zerr.Unauthorized, "the external account binding key is unknown, used, expired or older than the enterprise's password: get a new one")
+		}
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return zerr.New(zerr.Unauthorized, "the external account binding key is unknown, used or expired: get a new one")
-		}
-		_, err = w.exec(ctx, `INSERT INTO acme_accounts(id, thumbprint, jwk, enterprise_id, status, contact, eab_kid, created_at, updated_at) VALUES (?,?,?,?,'valid',?,?,?,?)`,
-			a.ID, a.Thumbprint, a.JWK, a.EnterpriseID, a.Contact, a.EABKID, nanos(now), nanos(now))
+		_, err = w.exec(ctx, `INSERT INTO acme_accounts(id, thumbprint, jwk, enterprise_id, status, contact, eab_kid, epoch, created_at, updated_at) VALUES (?,?,?,?,'valid',?,?,?,?,?)`,
+			a.ID, a.Thumbprint, a.JWK, a.EnterpriseID, a.Contact, a.EABKID, epoch, nanos(now), nanos(now))
 		if isUnique(err) {
 			return zerr.New(zerr.Conflict, "an account with this key exists")
 		}
 		if err != nil {
 			return err
 		}
-		a.Status, a.CreatedAt = "valid", now
+		a.Status, a.CreatedAt, a.Epoch, a.EnterpriseEpoch, a.EnterpriseStatus = "valid", now, epoch, epoch, StatusActive
 		return w.appendAudit(ctx, ev)
 	})
 }
 
-const acctCols = `a.id, a.thumbprint, a.jwk, a.enterprise_id, e.username, a.status, a.contact, a.eab_kid, a.created_at`
+const acctCols = `a.id, a.thumbprint, a.jwk, a.enterprise_id, e.username, a.status, a.contact, a.eab_kid, a.epoch, e.credential_epoch, e.status, a.last_used_at, a.created_at`
 
-func scanAccount(row *sql.Row, what string) (*ACMEAccount, error) {
+func scanAccount(row interface{ Scan(...any) error }, what string) (*ACMEAccount, error) {
 	var a ACMEAccount
-	var c int64
-	err := row.Scan(&a.ID, &a.Thumbprint, &a.JWK, &a.EnterpriseID, &a.Username, &a.Status, &a.Contact, &a.EABKID, &c)
+	var c, lu int64
+	err := row.Scan(&a.ID, &a.Thumbprint, &a.JWK, &a.EnterpriseID, &a.Username, &a.Status, &a.Contact, &a.EABKID,
+		&a.Epoch, &a.EnterpriseEpoch, &a.EnterpriseStatus, &lu, &c)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("ACME account", what)
 	}
 	a.CreatedAt = fromNanos(c)
+	if lu != 0 {
+		a.LastUsedAt = fromNanos(lu)
+	}
 	return &a, err
+}
+
+// ListACMEAccounts implements ACMEStore.
+func (s *SQL) ListACMEAccounts(ctx context.Context, enterpriseID int64) ([]ACMEAccount, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+acctCols+` FROM acme_accounts a JOIN enterprises e ON e.id = a.enterprise_id WHERE a.enterprise_id = ? ORDER BY a.created_at, a.id`, enterpriseID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ACMEAccount
+	for rows.Next() {
+		a, err := scanAccount(rows, "")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *a)
+	}
+	return out, rows.Err()
 }
 
 // GetACMEAccount implements ACMEStore.
@@ -177,15 +236,41 @@ func (s *SQL) ChangeACMEAccountKey(ctx context.Context, id, oldTP, newTP, newJWK
 	})
 }
 
-// AddACMEOrder implements ACMEStore.
-func (s *SQL) AddACMEOrder(ctx context.Context, o *ACMEOrder) error {
+// AddACMEOrder implements ACMEStore. The count and the insert are in one
+// writer transaction, and writer transactions run one at a time (one
+// connection on SQLite, the audit lock on PostgreSQL): two concurrent
+// orders cannot both pass the count.
+func (s *SQL) AddACMEOrder(ctx context.Context, o *ACMEOrder, maxPending int) error {
 	now := s.now()
 	o.CreatedAt = now
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
+		if _, err := w.exec(ctx, `UPDATE acme_accounts SET last_used_at = ? WHERE id = ?`, nanos(now), o.AccountID); err != nil {
+			return err
+		}
+		if maxPending > 0 {
+			var n int
+			if err := w.queryRow(ctx, `SELECT count(*) FROM acme_orders WHERE account_id = ? AND status IN ('pending', 'ready') AND expires_at > ?`,
+				o.AccountID, nanos(now)).Scan(&n); err != nil {
+				return err
+			}
+			if n >= maxPending {
+				return ErrTooManyOrders
+			}
+		}
 		_, err := w.exec(ctx, `INSERT INTO acme_orders(id, account_id, status, identifier, expires_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?)`,
 			o.ID, o.AccountID, o.Status, o.Identifier, nanos(o.ExpiresAt), nanos(now), nanos(now))
 		return err
 	})
+}
+
+// PruneACMEOrders implements ACMEStore.
+func (s *SQL) PruneACMEOrders(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return s.pruneWhere(ctx, "acme_orders", "id", "expires_at", "status <> 'processing'", before, limit)
+}
+
+// PruneEABKeys implements ACMEStore.
+func (s *SQL) PruneEABKeys(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return s.prune(ctx, "eab_keys", "kid", "expires_at", before, limit)
 }
 
 // GetACMEOrder implements ACMEStore.

@@ -35,7 +35,7 @@ func testACMEOrderMoves(t *testing.T, s *store.SQL) {
 	}
 	order := func(id string, expires time.Time) string {
 		t.Helper()
-		if err := s.AddACMEOrder(ctx, &store.ACMEOrder{ID: id, AccountID: "acct", Status: "ready", Identifier: "alpha", ExpiresAt: expires}); err != nil {
+		if err := s.AddACMEOrder(ctx, &store.ACMEOrder{ID: id, AccountID: "acct", Status: "ready", Identifier: "alpha", ExpiresAt: expires}, 0); err != nil {
 			t.Fatal(err)
 		}
 		return id
@@ -129,7 +129,7 @@ func testACMEOrderConcurrent(t *testing.T, s *store.SQL) {
 	if err := s.CreateAccountWithEAB(ctx, &store.ACMEAccount{ID: "acct", Thumbprint: "tp", JWK: "{}", EnterpriseID: e.ID, Contact: "[]", EABKID: "k"}, now, ev); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddACMEOrder(ctx, &store.ACMEOrder{ID: "o", AccountID: "acct", Status: "ready", Identifier: "alpha", ExpiresAt: now.Add(time.Hour)}); err != nil {
+	if err := s.AddACMEOrder(ctx, &store.ACMEOrder{ID: "o", AccountID: "acct", Status: "ready", Identifier: "alpha", ExpiresAt: now.Add(time.Hour)}, 0); err != nil {
 		t.Fatal(err)
 	}
 	const n = 16

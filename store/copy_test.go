@@ -88,7 +88,7 @@ func fillStore(t *testing.T, s *store.SQL) {
 	if err := s.CreateAccountWithEAB(ctx, &store.ACMEAccount{ID: "acct", Thumbprint: "tp", JWK: "{}", EnterpriseID: first, Contact: "[]", EABKID: "k"}, now, ev("acme.account.new", "acct")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddACMEOrder(ctx, &store.ACMEOrder{ID: "o1", AccountID: "acct", Status: "ready", Identifier: "e00", ExpiresAt: now.Add(time.Hour)}); err != nil {
+	if err := s.AddACMEOrder(ctx, &store.ACMEOrder{ID: "o1", AccountID: "acct", Status: "ready", Identifier: "e00", ExpiresAt: now.Add(time.Hour)}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AddAPIKey(ctx, &store.APIKey{Name: "site", Hash: hash1, Prefix: "zb_1"}, ev("apikey.add", "site")); err != nil {
@@ -107,7 +107,7 @@ func fillStore(t *testing.T, s *store.SQL) {
 		}
 	}
 	// Transient state, which is not copied.
-	if err := s.CreateSession(ctx, "session-token", "e00", now.Add(time.Hour)); err != nil {
+	if err := s.CreateSession(ctx, "session-token", "e00", 0, now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.UseNonce(ctx, "used-nonce", now.Add(time.Hour)); err != nil {

@@ -44,7 +44,7 @@ func testDialectSmoke(t *testing.T, s *store.SQL) {
 	must("account by thumbprint", err)
 	a.Contact = `["mailto:a@example.com"]`
 	must("update account", s.UpdateACMEAccount(ctx, a, ev))
-	must("add order", s.AddACMEOrder(ctx, &store.ACMEOrder{ID: "o", AccountID: "acct", Status: "pending", Identifier: "alpha", ExpiresAt: now.Add(time.Hour)}))
+	must("add order", s.AddACMEOrder(ctx, &store.ACMEOrder{ID: "o", AccountID: "acct", Status: "pending", Identifier: "alpha", ExpiresAt: now.Add(time.Hour)}, 0))
 	must("order status", s.SetACMEOrderStatus(ctx, "o", "pending", "ready", "", ""))
 
 	var js []store.JournalEntry

@@ -9,12 +9,12 @@ import (
 	"github.com/zbca/zbca/internal/zerr"
 )
 
-const enterpriseCols = `id, username, name, code, password_hash, status, created_at, updated_at`
+const enterpriseCols = `id, username, name, code, password_hash, status, credential_epoch, created_at, updated_at`
 
 func scanEnterprise(sc interface{ Scan(...any) error }) (*Enterprise, error) {
 	var e Enterprise
 	var c, u int64
-	if err := sc.Scan(&e.ID, &e.Username, &e.Name, &e.Code, &e.PasswordHash, &e.Status, &c, &u); err != nil {
+	if err := sc.Scan(&e.ID, &e.Username, &e.Name, &e.Code, &e.PasswordHash, &e.Status, &e.CredentialEpoch, &c, &u); err != nil {
 		return nil, err
 	}
 	e.CreatedAt, e.UpdatedAt = fromNanos(c), fromNanos(u)
@@ -126,17 +126,43 @@ func (s *SQL) ImportEnterprises(ctx context.Context, rows []Enterprise, ev Audit
 }
 
 func (s *SQL) updateEnterprise(ctx context.Context, username, set string, arg any, ev AuditEvent) error {
+	_, err := s.updateEnterpriseEpoch(ctx, username, set, arg, false, ev)
+	return err
+}
+
+// updateEnterpriseEpoch sets one column (none when set is empty), moves
+// the credential epoch on when bump is true, and audits, in one
+// transaction; it returns the epoch after the change.
+func (s *SQL) updateEnterpriseEpoch(ctx context.Context, username, set string, arg any, bump bool, ev AuditEvent) (int64, error) {
 	now := s.now()
-	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		res, err := w.exec(ctx, `UPDATE enterprises SET `+set+` = ?, updated_at = ? WHERE username = ?`, arg, nanos(now), username)
+	q, args := `UPDATE enterprises SET updated_at = ?`, []any{nanos(now)}
+	if set != "" {
+		q += `, ` + set + ` = ?`
+		args = append(args, arg)
+	}
+	if bump {
+		q += `, credential_epoch = credential_epoch + 1`
+	}
+	q += ` WHERE username = ? RETURNING credential_epoch`
+	args = append(args, username)
+	var epoch int64
+	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+		err := w.queryRow(ctx, q, args...).Scan(&epoch)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("enterprise", username)
+		}
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("enterprise", username)
+		if ev.Details == nil {
+			ev.Details = map[string]any{}
+		}
+		if bump {
+			ev.Details["credential_epoch"] = epoch
 		}
 		return w.appendAudit(ctx, ev)
 	})
+	return epoch, err
 }
 
 // SetEnterpriseStatus implements EnterpriseWriter.
@@ -144,10 +170,17 @@ func (s *SQL) SetEnterpriseStatus(ctx context.Context, username, status string, 
 	if status != StatusActive && status != StatusDisabled {
 		return zerr.New(zerr.BadRequest, "unknown status %q", status)
 	}
-	return s.updateEnterprise(ctx, username, "status", status, ev)
+	_, err := s.updateEnterpriseEpoch(ctx, username, "status", status, status == StatusDisabled, ev)
+	return err
 }
 
 // SetPasswordHash implements EnterpriseWriter.
 func (s *SQL) SetPasswordHash(ctx context.Context, username, hash string, ev AuditEvent) error {
-	return s.updateEnterprise(ctx, username, "password_hash", hash, ev)
+	_, err := s.updateEnterpriseEpoch(ctx, username, "password_hash", hash, true, ev)
+	return err
+}
+
+// EndAccess implements EnterpriseWriter.
+func (s *SQL) EndAccess(ctx context.Context, username string, ev AuditEvent) (int64, error) {
+	return s.updateEnterpriseEpoch(ctx, username, "", nil, true, ev)
 }

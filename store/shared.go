@@ -23,11 +23,13 @@ import (
 // SessionStore keeps the portal's login sessions. Only the SHA-256 of a
 // session token is stored, never the token. Safe for concurrent use.
 type SessionStore interface {
-	// CreateSession starts a session for username that lasts until
-	// expires; zerr.Conflict if the token exists (tokens are random).
-	CreateSession(ctx context.Context, token, username string, expires time.Time) error
+	// CreateSession starts a session for username, made under the
+	// enterprise's credential epoch epoch, that lasts until expires;
+	// zerr.Conflict if the token exists (tokens are random).
+	CreateSession(ctx context.Context, token, username string, epoch int64, expires time.Time) error
 	// Session returns the username of the session token; found is false
-	// when there is no such session or it has expired at now.
+	// when there is no such session, it has expired at now, or its
+	// enterprise is disabled or has moved to another credential epoch.
 	Session(ctx context.Context, token string, now time.Time) (username string, found bool, err error)
 	// DeleteSession ends a session; an unknown token is not an error.
 	DeleteSession(ctx context.Context, token string) error
@@ -88,13 +90,13 @@ func sessionKey(token string) string {
 }
 
 // CreateSession implements SessionStore.
-func (s *SQL) CreateSession(ctx context.Context, token, username string, expires time.Time) error {
+func (s *SQL) CreateSession(ctx context.Context, token, username string, epoch int64, expires time.Time) error {
 	if token == "" || username == "" {
 		return zerr.New(zerr.BadRequest, "a session needs a token and a username")
 	}
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		_, err := w.exec(ctx, `INSERT INTO portal_sessions(token_hash, username, expires_at) VALUES (?, ?, ?)`,
-			sessionKey(token), username, nanos(expires))
+		_, err := w.exec(ctx, `INSERT INTO portal_sessions(token_hash, username, epoch, expires_at) VALUES (?, ?, ?, ?)`,
+			sessionKey(token), username, epoch, nanos(expires))
 		if isUnique(err) {
 			return zerr.New(zerr.Conflict, "session exists")
 		}
@@ -108,7 +110,11 @@ func (s *SQL) CreateSession(ctx context.Context, token, username string, expires
 // Session implements SessionStore.
 func (s *SQL) Session(ctx context.Context, token string, now time.Time) (string, bool, error) {
 	var u string
-	err := s.r.QueryRowContext(ctx, `SELECT username FROM portal_sessions WHERE token_hash = ? AND expires_at > ?`,
+	// The session counts only while its enterprise is active and has the
+	// credential epoch the session was made under (EnterpriseWriter): a
+	// passwd, disable or EndAccess ends it on every node at once.
+	err := s.r.QueryRowContext(ctx, `SELECT s.username FROM portal_sessions s JOIN enterprises e ON e.username = s.username
+		WHERE s.token_hash = ? AND s.expires_at > ? AND e.credential_epoch = s.epoch AND e.status = 'active'`,
 		sessionKey(token), nanos(now)).Scan(&u)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
@@ -265,10 +271,18 @@ func (s *SQL) PruneRateBuckets(ctx context.Context, before time.Time, limit int)
 // before (limit < 1: all of them). table, key and col are constants of
 // this file, never input.
 func (s *SQL) prune(ctx context.Context, table, key, col string, before time.Time, limit int) (int64, error) {
+	return s.pruneWhere(ctx, table, key, col, "", before, limit)
+}
+
+// pruneWhere is prune for the rows that also meet cond (SQL, no arguments).
+func (s *SQL) pruneWhere(ctx context.Context, table, key, col, cond string, before time.Time, limit int) (int64, error) {
 	if limit < 1 {
 		limit = math.MaxInt32
 	}
-	q := `DELETE FROM ` + table + ` WHERE ` + key + ` IN (SELECT ` + key + ` FROM ` + table + ` WHERE ` + col + ` < ? LIMIT ?)`
+	if cond != "" {
+		cond = ` AND ` + cond
+	}
+	q := `DELETE FROM ` + table + ` WHERE ` + key + ` IN (SELECT ` + key + ` FROM ` + table + ` WHERE ` + col + ` < ?` + cond + ` LIMIT ?)`
 	var n int64
 	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		res, err := w.exec(ctx, q, nanos(before), limit)

@@ -62,7 +62,10 @@ func testSharedAcross(t *testing.T, a, b *store.SQL) {
 	now := time.Date(2027, 3, 1, 8, 0, 0, 0, time.UTC)
 
 	// A session started on a ends on b.
-	if err := a.CreateSession(ctx, "tok", "acme", now.Add(10*time.Minute)); err != nil {
+	if err := a.AddEnterprise(ctx, &store.Enterprise{Username: "acme", Name: "Acme", PasswordHash: "x", Status: store.StatusActive}, store.AuditEvent{Actor: "test", Action: "enterprise.add", Subject: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateSession(ctx, "tok", "acme", 0, now.Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if u, found, err := b.Session(ctx, "tok", now); err != nil || !found || u != "acme" {

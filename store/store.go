@@ -28,7 +28,11 @@ type Enterprise struct {
 	Code         string // enterprise ID, such as the unified social credit code
 	PasswordHash string
 	Status       string // StatusActive or StatusDisabled
-	CreatedAt    time.Time
+	// CredentialEpoch moves on with every passwd, disable and end of all
+	// access (EndAccess): EAB keys, ACME accounts and portal sessions made
+	// under an older epoch are refused.
+	CredentialEpoch int64
+	CreatedAt       time.Time
 	UpdatedAt    time.Time
 }
 
@@ -145,8 +149,17 @@ type EnterpriseWriter interface {
 	// with ev, in one transaction, and reports for each row whether it was
 	// inserted.
 	ImportEnterprises(ctx context.Context, rows []Enterprise, ev AuditEvent) ([]bool, error)
+	// SetEnterpriseStatus sets the status; disabling also moves the
+	// credential epoch on, so that enabling again revives no account or
+	// session made before.
 	SetEnterpriseStatus(ctx context.Context, username, status string, ev AuditEvent) error
+	// SetPasswordHash sets an operator-chosen password and moves the
+	// credential epoch on (the login's own rehash does not).
 	SetPasswordHash(ctx context.Context, username, hash string, ev AuditEvent) error
+	// EndAccess moves the credential epoch on: every ACME account, EAB key
+	// and portal session made before is refused from the next request on,
+	// on every node. It returns the new epoch.
+	EndAccess(ctx context.Context, username string, ev AuditEvent) (int64, error)
 }
 
 // CertReader reads certificates. Safe for concurrent use.

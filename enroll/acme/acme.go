@@ -42,6 +42,9 @@ type Options struct {
 	Issuers []*x509.Certificate
 	// OrderLifetime of a new order (default 1h).
 	OrderLifetime time.Duration
+	// MaxPendingOrders bounds an account's unfinished (pending or ready,
+	// unexpired) orders (default 10; negative: no limit).
+	MaxPendingOrders int
 	// NonceLifetime (default 10m). Nonces are good on every node sharing
 	// the store.
 	NonceLifetime time.Duration
@@ -67,6 +70,9 @@ type Server struct {
 func New(o Options) *Server {
 	if o.OrderLifetime <= 0 {
 		o.OrderLifetime = time.Hour
+	}
+	if o.MaxPendingOrders == 0 {
+		o.MaxPendingOrders = 10
 	}
 	if o.NonceLifetime <= 0 {
 		o.NonceLifetime = 10 * time.Minute

@@ -79,7 +79,7 @@ func (s *Server) newOrder(c echo.Context) error {
 		return unauthorized("this account belongs to enterprise " + quote(req.account.Username) + ", not " + quote(id.Value))
 	}
 	o := &store.ACMEOrder{ID: randomID(), AccountID: req.account.ID, Status: "ready", Identifier: id.Value, ExpiresAt: s.o.Now().Add(s.o.OrderLifetime).Truncate(time.Second)}
-	if err := s.o.Store.AddACMEOrder(c.Request().Context(), o); err != nil {
+	if err := s.o.Store.AddACMEOrder(c.Request().Context(), o, s.o.MaxPendingOrders); err != nil {
 		return err
 	}
 	c.Response().Header().Set("Location", s.orderURL(c, o.ID))

@@ -54,13 +54,15 @@ var t0 = time.Date(2027, 3, 1, 8, 0, 0, 0, time.UTC)
 
 func testSessions(t *testing.T, s SharedStore, count func(q string) int64) {
 	ctx := context.Background()
-	if err := s.CreateSession(ctx, "token-a", "acme", t0.Add(10*time.Minute)); err != nil {
+	addEnterprise(t, s, "acme")
+	addEnterprise(t, s, "beta")
+	if err := s.CreateSession(ctx, "token-a", "acme", 0, t0.Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateSession(ctx, "token-b", "beta", t0.Add(20*time.Minute)); err != nil {
+	if err := s.CreateSession(ctx, "token-b", "beta", 0, t0.Add(20*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateSession(ctx, "token-a", "other", t0.Add(time.Hour)); !errors.Is(err, zerr.Conflict) {
+	if err := s.CreateSession(ctx, "token-a", "other", 0, t0.Add(time.Hour)); !errors.Is(err, zerr.Conflict) {
 		t.Errorf("same token twice: %v, want Conflict", err)
 	}
 	// Only the SHA-256 of the token is stored.
@@ -100,7 +102,7 @@ func testSessions(t *testing.T, s SharedStore, count func(q string) int64) {
 	}
 	// Prune: expired rows only, at most limit at a time.
 	for i := range 5 {
-		if err := s.CreateSession(ctx, fmt.Sprint("old-", i), "acme", t0.Add(time.Duration(i)*time.Second)); err != nil {
+		if err := s.CreateSession(ctx, fmt.Sprint("old-", i), "acme", 0, t0.Add(time.Duration(i)*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -112,6 +114,40 @@ func testSessions(t *testing.T, s SharedStore, count func(q string) int64) {
 	}
 	if u, _, _ := s.Session(ctx, "token-a", t0); u != "acme" {
 		t.Error("pruning removed a live session")
+	}
+	// A session of an older credential epoch, or of a disabled
+	// enterprise, is as if absent; enabling again revives nothing.
+	if err := s.CreateSession(ctx, "token-c", "beta", 0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetEnterpriseStatus(ctx, "beta", store.StatusDisabled, ev("enterprise.disable", "beta")); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := s.Session(ctx, "token-c", t0); found {
+		t.Error("a session of a disabled enterprise is found")
+	}
+	if err := s.SetEnterpriseStatus(ctx, "beta", store.StatusActive, ev("enterprise.enable", "beta")); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := s.Session(ctx, "token-c", t0); found {
+		t.Error("enable revived a session made before disable")
+	}
+	if err := s.CreateSession(ctx, "token-d", "acme", 0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EndAccess(ctx, "acme", ev("enterprise.logout", "acme")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"token-a", "token-d"} {
+		if _, found, _ := s.Session(ctx, tok, t0); found {
+			t.Errorf("session %s lives after EndAccess", tok)
+		}
+	}
+	if err := s.CreateSession(ctx, "token-e", "acme", 1, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if u, found, _ := s.Session(ctx, "token-e", t0); !found || u != "acme" {
+		t.Error("a session of the current epoch is not found")
 	}
 }
 

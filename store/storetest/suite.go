@@ -31,6 +31,7 @@ type Store interface {
 	store.APIKeys
 	store.RevocationReader
 	store.StatusReader
+	store.ACMEStore
 	Close() error
 }
 
@@ -63,6 +64,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ConcurrentAPIKeyRevoke", func(t *testing.T) { testConcurrentAPIKeyRevoke(t, h) })
 	t.Run("CertRevocation", func(t *testing.T) { testCertRevocation(t, h) })
 	t.Run("SharedState", func(t *testing.T) { testShared(t, h) })
+	t.Run("CredentialEpoch", func(t *testing.T) { testCredentialEpoch(t, h) })
+	t.Run("ACMEOrderLimitAndPrune", func(t *testing.T) { testACMEOrderLimitAndPrune(t, h) })
 }
 
 func ev(action, subject string) store.AuditEvent {
