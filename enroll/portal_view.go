@@ -145,15 +145,15 @@ func (p *Portal) errorText(c echo.Context, err error) (int, string) {
 	}
 	switch zerr.KindOf(err) {
 	case zerr.Unauthorized:
-		return http.StatusUnauthorized, localize(err.Error(), lang)
+		return http.StatusUnauthorized, localize(zerr.Public(err), lang)
 	case zerr.BadCSR:
-		return http.StatusBadRequest, text(lang, "err.bad_csr") + " " + err.Error()
+		return http.StatusBadRequest, text(lang, "err.bad_csr") + " " + zerr.Public(err)
 	case zerr.Policy:
-		return http.StatusForbidden, text(lang, "err.policy") + " " + err.Error()
+		return http.StatusForbidden, text(lang, "err.policy") + " " + zerr.Public(err)
 	case zerr.Disabled:
 		return http.StatusForbidden, localize(GenericLoginError, lang)
 	case zerr.BadRequest, zerr.NotFound, zerr.Conflict:
-		return statusOfKind(err), err.Error()
+		return statusOfKind(err), zerr.Public(err)
 	}
 	p.log.Error("portal internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	return http.StatusInternalServerError, text(lang, "err.internal")

@@ -51,8 +51,10 @@ func Status(err error) int {
 	return http.StatusInternalServerError
 }
 
-// ErrorHandler maps errors to JSON problems. Internal errors are logged
-// with their cause and answered with a generic text.
+// ErrorHandler maps errors to JSON problems by their outermost kind.
+// Internal errors are logged with their cause and answered with a generic
+// text; the others show zerr.Public, which leaves out any internal cause
+// they wrap.
 func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
@@ -73,7 +75,7 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 				log.Error("internal error", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 				p.Detail = "internal error; the cause is in the server log"
 			} else {
-				p.Detail = err.Error()
+				p.Detail = zerr.Public(err)
 			}
 		}
 		if c.Request().Method == http.MethodHead {

@@ -67,12 +67,65 @@ func Wrap(k *Kind, err error, format string, args ...any) error {
 	return &wrapped{kind: k, msg: fmt.Sprintf(format, args...), err: err}
 }
 
-// KindOf returns the kind of err, or Internal when it has none.
+// KindOf returns the outermost kind of err, or Internal when it has none:
+// Wrap(Internal, badRequest, …) is Internal, since the wrapper decided
+// that the failure is not the caller's. The error tree is walked the way
+// errors.Is walks it (depth first, a Wrap's own kind before its cause),
+// and the first kind met wins.
 func KindOf(err error) *Kind {
-	for _, k := range []*Kind{BadRequest, BadCSR, NotFound, Conflict, Unauthorized, Disabled, Policy, Internal} {
-		if errors.Is(err, k) {
-			return k
-		}
+	if k := outermost(err); k != nil {
+		return k
 	}
 	return Internal
+}
+
+func outermost(err error) *Kind {
+	for err != nil {
+		if k, ok := err.(*Kind); ok {
+			return k
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if k := outermost(e); k != nil {
+					return k
+				}
+			}
+			return nil
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// Public is the text of err that a client may read, for an error whose
+// KindOf is not Internal (an Internal error shows the client a generic
+// text and its cause goes to the log). A Wrap's cause is part of the text
+// only when nothing inside it is Internal: Wrap(BadRequest, jsonErr,
+// "malformed JSON") reads "malformed JSON: <what encoding/json said>", but
+// Wrap(BadRequest, Wrap(Internal, dbErr, …), "refused") reads only
+// "refused". An error that is not a Wrap keeps its text, unless something
+// inside it is Internal: then the client reads the outermost kind's name.
+func Public(err error) string {
+	var w *wrapped
+	if errors.As(err, &w) && err == error(w) {
+		if w.err == nil || !hasInternal(w.err) {
+			return w.Error()
+		}
+		return w.msg
+	}
+	if hasInternal(err) {
+		return KindOf(err).Error()
+	}
+	return err.Error()
+}
+
+// hasInternal reports whether Internal is anywhere in err's tree. A cause
+// without any kind, wrapped in a caller's kind, is the wrapper's choice to
+// show (encoding/json's precise complaint about the caller's body).
+func hasInternal(err error) bool {
+	return errors.Is(err, Internal)
 }
