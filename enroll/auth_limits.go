@@ -150,6 +150,7 @@ func NewGuard(inner Authenticator, o GuardOptions) (*Guard, error) {
 
 // Authenticate implements Authenticator.
 func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise, error) {
+	began := time.Now() // the real clock: the refusal's timing is real
 	now := g.now()
 	details := map[string]any{"ip": a.IP, "authenticator": g.name}
 	subject := auditSubject(a.Username)
@@ -182,7 +183,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		return nil, zerr.Wrap(zerr.Internal, err, "reading login state")
 	}
 	if st.Locked(now) {
-		return nil, g.locked(actx, now, subject, details, st)
+		return nil, g.locked(ctx, actx, began, now, subject, details, st)
 	}
 	// 4. Count the attempt first; the lock check is repeated in the same
 	// transaction.
@@ -191,7 +192,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		return nil, zerr.Wrap(zerr.Internal, err, "counting login attempt")
 	}
 	if !att.Allowed {
-		return nil, g.locked(actx, now, subject, details, att.Before)
+		return nil, g.locked(ctx, actx, began, now, subject, details, att.Before)
 	}
 	// 5. Decide and settle.
 	e, err := g.inner.Authenticate(ctx, a)
@@ -204,7 +205,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		}
 		g.observe(LoginOK)
 		return e, nil
-	case errors.Is(err, zerr.Unauthorized):
+	case zerr.KindOf(err) == zerr.Unauthorized:
 		reason := refusalReason(err)
 		if reason == "" {
 			reason = "refused"
@@ -248,11 +249,18 @@ func (g *Guard) pruneLogins(ctx context.Context, now time.Time) {
 	}
 }
 
-func (g *Guard) locked(ctx context.Context, now time.Time, subject string, details map[string]any, st store.LoginState) error {
+// locked refuses a locked username without checking its password, held
+// as long as a checked refusal would be (see timingFloor): the lock itself
+// tells nothing (unknown usernames are locked alike), and its answer comes
+// no sooner than a password check's.
+func (g *Guard) locked(ctx, actx context.Context, began, now time.Time, subject string, details map[string]any, st store.LoginState) error {
 	details["locked_until"] = st.LockedUntil.Format(time.RFC3339)
 	details["failures"] = st.Failures
-	g.audit(ctx, now, "login.locked", subject, details)
+	g.audit(actx, now, "login.locked", subject, details)
 	g.observe(LoginLocked)
+	if f, ok := g.inner.(interface{ FailureFloor() time.Duration }); ok {
+		holdUntil(ctx, began.Add(f.FailureFloor()))
+	}
 	return zerr.New(zerr.Unauthorized, LockedLoginError)
 }
 

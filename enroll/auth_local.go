@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/zbca/zbca/config"
 	"github.com/zbca/zbca/internal/password"
@@ -44,16 +45,20 @@ type LocalOptions struct {
 // system as they are.
 //
 // An unknown username costs the same work as a known one: its password is
-// verified against a dummy hash made with the configured parameters, so
-// the answer's timing does not tell whether the account exists. (An account
-// still holding an imported hash with other costs answers in that hash's
-// time until its first successful login upgrades it.)
+// verified against a dummy hash made with the configured parameters. An
+// account still holding an imported hash with other costs (bcrypt, or
+// argon2id with other parameters) takes that hash's time until its first
+// successful login upgrades it; so every refusal is held until a floor
+// that covers the slowest hash scheme in use (see timingFloor), and the
+// answer's timing does not tell whether the account exists or what kind
+// of hash it holds.
 type LocalAuthenticator struct {
 	store  LocalStore
 	params password.Params
 	dummy  string
 	sem    chan struct{}
 	log    *slog.Logger
+	floor  *timingFloor
 
 	// Replaced by tests to count and instrument the hashing work.
 	verifyFn func(pw, hash string) error
@@ -87,16 +92,70 @@ func newLocal(o LocalOptions, verify func(string, string) error, hash func(strin
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &LocalAuthenticator{store: o.Store, params: p, sem: make(chan struct{}, n), log: o.Logger, verifyFn: verify, hashFn: hash}
+	l := &LocalAuthenticator{store: o.Store, params: p, sem: make(chan struct{}, n), log: o.Logger, floor: newTimingFloor(), verifyFn: verify, hashFn: hash}
 	var err error
+	start := time.Now()
 	if l.dummy, err = l.hashFn(rand.Text(), p); err != nil {
 		return nil, fmt.Errorf("enroll: making the dummy hash: %w", err)
 	}
+	l.floor.calibrated(password.Scheme(l.dummy), time.Since(start))
 	if err := password.CheckHash(l.dummy); err != nil {
 		return nil, fmt.Errorf("enroll: argon2id parameters m=%d KiB, t=%d, p=%d: %w", p.MemoryKiB, p.Time, p.Threads, err)
 	}
+	l.calibrate()
 	return l, nil
 }
+
+// HashSchemeLister is the optional capability of a LocalStore that lists
+// the cost classes of the stored hashes (store.SQL has it).
+type HashSchemeLister interface {
+	PasswordHashSchemes(ctx context.Context, skipPrefix string) ([]string, error)
+}
+
+// calibrateTimeout bounds the start-up scan of stored hash schemes.
+const calibrateTimeout = time.Minute
+
+// calibrate measures the cost of every hash scheme the store holds besides
+// the configured one, so that the first failed login on an imported
+// account is already covered by the floor. A failure is logged: the floor
+// then learns the scheme at its first login.
+func (l *LocalAuthenticator) calibrate() {
+	lister, ok := l.store.(HashSchemeLister)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), calibrateTimeout)
+	defer cancel()
+	own := password.Scheme(l.dummy)
+	// The head of the dummy up to its salt: the hashes already upgraded.
+	skip := l.dummy[:strings.LastIndexByte(l.dummy[:strings.LastIndexByte(l.dummy, '$')], '$')+1]
+	schemes, err := lister.PasswordHashSchemes(ctx, skip)
+	if err != nil {
+		l.log.Warn("listing stored password hash schemes; failed logins are timed by what is learned at login", "err", err)
+		return
+	}
+	for _, sc := range schemes {
+		if sc == own {
+			continue
+		}
+		start := time.Now()
+		if _, err := password.Sample(sc); err != nil {
+			l.log.Warn("measuring a stored password hash scheme", "scheme", sc, "err", err)
+			continue
+		}
+		d := time.Since(start)
+		l.floor.calibrated(sc, d)
+		l.log.Info("stored password hashes awaiting upgrade", "scheme", sc, "verify", d.Round(time.Millisecond))
+	}
+	if f := l.floor.floor(); f > time.Second {
+		l.log.Warn("a stored password hash scheme is slow: every failed login is held this long until those accounts log in once", "floor", f.Round(time.Millisecond))
+	}
+}
+
+// FailureFloor is how long a refused attempt's password check takes at
+// least: the Guard holds the refusals it decides without one (a locked
+// username) as long.
+func (l *LocalAuthenticator) FailureFloor() time.Duration { return l.floor.floor() }
 
 // Authenticate implements Authenticator.
 func (l *LocalAuthenticator) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise, error) {
@@ -115,19 +174,31 @@ func (l *LocalAuthenticator) Authenticate(ctx context.Context, a Attempt) (*stor
 	// The same work whether or not the account exists, and whatever its
 	// status: the decision comes after it.
 	var verr error
-	if err := l.hashing(ctx, func() { verr = l.verifyFn(a.Password, hash) }); err != nil {
+	var began time.Time
+	if err := l.hashing(ctx, func() {
+		began = time.Now()
+		verr = l.verifyFn(a.Password, hash)
+		l.floor.observe(password.Scheme(hash), time.Since(began))
+	}); err != nil {
 		return nil, err
 	}
+	var reason string
 	switch {
 	case !known:
-		return nil, refuse(reasonUnknown)
+		reason = reasonUnknown
 	case errors.Is(verr, password.ErrMismatch):
-		return nil, refuse(reasonPassword)
+		reason = reasonPassword
 	case verr != nil:
 		l.log.Error("unusable password hash", "username", a.Username, "err", verr)
-		return nil, refuse(reasonBadHash)
+		reason = reasonBadHash
 	case e.Status != store.StatusActive:
-		return nil, refuse(reasonDisabled)
+		reason = reasonDisabled
+	}
+	if reason != "" {
+		// Outside the hashing slot: the wait costs no CPU and holds no
+		// slot.
+		holdUntil(ctx, began.Add(l.floor.floor()))
+		return nil, refuse(reason)
 	}
 	l.upgrade(ctx, e, a.Password)
 	return e, nil

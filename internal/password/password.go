@@ -190,3 +190,48 @@ func NeedsRehash(stored string, p Params) bool {
 	}
 	return h.p != p
 }
+
+// Scheme names the cost class of a stored hash: the algorithm and its
+// cost parameters, without salt or digest ("argon2id m=19456,t=2,p=1",
+// "bcrypt 10"). Two hashes of one scheme take the same time to verify.
+// An unusable hash is "".
+func Scheme(stored string) string {
+	switch {
+	case strings.HasPrefix(stored, "$argon2id$"):
+		h, err := parseArgon2id(stored)
+		if err != nil {
+			return ""
+		}
+		return fmt.Sprintf("argon2id m=%d,t=%d,p=%d", h.p.MemoryKiB, h.p.Time, h.p.Threads)
+	case isBcrypt(stored):
+		if CheckHash(stored) != nil {
+			return ""
+		}
+		cost, _ := bcrypt.Cost([]byte(stored))
+		return "bcrypt " + strconv.Itoa(cost)
+	}
+	return ""
+}
+
+// Sample returns a hash of a random password in scheme (see Scheme), so
+// that the time one verification of that scheme takes can be measured
+// without any account's hash.
+func Sample(scheme string) (string, error) {
+	if c, ok := strings.CutPrefix(scheme, "bcrypt "); ok {
+		cost, err := strconv.Atoi(c)
+		if err != nil || cost < bcrypt.MinCost || cost > 16 {
+			return "", fmt.Errorf("bad bcrypt scheme %q", scheme)
+		}
+		h, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), cost)
+		return string(h), err
+	}
+	if ps, ok := strings.CutPrefix(scheme, "argon2id "); ok {
+		// Parsed the way a stored hash is, with its limits.
+		h, err := parseArgon2id("$argon2id$v=19$" + ps + "$c2FsdHNhbHRzYWx0$" + b64.EncodeToString(make([]byte, 32)))
+		if err != nil {
+			return "", fmt.Errorf("bad argon2id scheme %q: %w", scheme, err)
+		}
+		return Hash(rand.Text(), h.p)
+	}
+	return "", fmt.Errorf("unknown hash scheme %q", scheme)
+}

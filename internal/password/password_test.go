@@ -95,3 +95,40 @@ func FuzzCheckHash(f *testing.F) {
 		}
 	})
 }
+
+func TestSchemeAndSample(t *testing.T) {
+	a, err := Hash("pw", fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bcrypt.GenerateFromPassword([]byte("pw"), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ hash, want string }{
+		{a, "argon2id m=64,t=1,p=1"},
+		{string(b), "bcrypt 5"},
+		{"$2b$05$short", ""},
+		{"plain", ""},
+		{"$argon2id$v=19$m=64,t=0,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", ""},
+	} {
+		if got := Scheme(tc.hash); got != tc.want {
+			t.Errorf("Scheme(%q) = %q, want %q", tc.hash, got, tc.want)
+		}
+		if tc.want == "" {
+			continue
+		}
+		s, err := Sample(tc.want)
+		if err != nil {
+			t.Fatalf("Sample(%q): %v", tc.want, err)
+		}
+		if got := Scheme(s); got != tc.want || s == tc.hash {
+			t.Errorf("Sample(%q) = %q of scheme %q", tc.want, s, got)
+		}
+	}
+	for _, bad := range []string{"", "bcrypt 99", "bcrypt x", "argon2id m=1,t=1,p=1", "argon2id m=99999999,t=1,p=1", "md5"} {
+		if _, err := Sample(bad); err == nil {
+			t.Errorf("Sample(%q) accepted", bad)
+		}
+	}
+}
