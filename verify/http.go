@@ -2,7 +2,6 @@ package verify
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/zbca/zbca/internal/web"
 	"github.com/zbca/zbca/internal/zerr"
 )
 
@@ -184,13 +184,8 @@ func readBody(rd io.Reader, buf []byte) ([]byte, error) {
 // does not take: it gives the caller encoding/json's precise error.
 func decodeRequest(body []byte) (request, error) {
 	var req request
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := web.DecodeJSON(body, &req); err != nil {
 		return req, zerr.Wrap(zerr.BadRequest, err, "malformed JSON: want {\"certificate\": \"<PEM or base64 DER>\", \"username\": \"<optional>\"}")
-	}
-	if dec.More() {
-		return req, zerr.New(zerr.BadRequest, "trailing data after the JSON object")
 	}
 	return req, nil
 }
