@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Lock is a held boot lock.
@@ -107,4 +109,42 @@ func Exclusive(path string) (*os.File, error) {
 		fmt.Fprintf(f, "%d\n", os.Getpid())
 	}
 	return f, nil
+}
+
+// Holder reports whether a process holds the exclusive lock of path (see
+// Exclusive), and its pid as it wrote it there. It does not create path; a
+// missing file is a free lock. The probe takes a shared lock for an instant
+// when the lock is free.
+func Holder(path string) (pid int, held bool, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	switch err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); {
+	case err == nil:
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return 0, false, nil
+	case !errors.Is(err, syscall.EWOULDBLOCK):
+		return 0, false, fmt.Errorf("probing %s: %w", path, err)
+	}
+	// The holder truncates the file, then writes its pid, after locking.
+	for range 50 {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return 0, true, err
+		}
+		if s := strings.TrimSpace(string(b)); s != "" {
+			pid, err := strconv.Atoi(s)
+			if err != nil {
+				return 0, true, fmt.Errorf("%s: %q is not a pid", path, s)
+			}
+			return pid, true, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0, true, fmt.Errorf("%s is locked but names no pid", path)
 }

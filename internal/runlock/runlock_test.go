@@ -100,3 +100,32 @@ func TestExclusive(t *testing.T) {
 	}
 	g.Close()
 }
+
+// TestHolder: a free lock (missing or unlocked file) has no holder; a held
+// one names the pid its holder wrote, and probing creates nothing.
+func TestHolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "serve.lock")
+	if pid, held, err := Holder(path); err != nil || held || pid != 0 {
+		t.Fatalf("missing lock: pid %d held %v err %v", pid, held, err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatal("Holder created the lock file")
+	}
+	f, err := Exclusive(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, held, err := Holder(path); err != nil || !held || pid != os.Getpid() {
+		t.Fatalf("held lock: pid %d held %v err %v, want pid %d", pid, held, err, os.Getpid())
+	}
+	f.Close()
+	if pid, held, err := Holder(path); err != nil || held {
+		t.Fatalf("released lock: pid %d held %v err %v", pid, held, err)
+	}
+	// The probe left the lock free for a server to take.
+	g, err := Exclusive(path)
+	if err != nil {
+		t.Fatalf("lock taken by the probe: %v", err)
+	}
+	g.Close()
+}
