@@ -343,6 +343,16 @@ func hostPort(addr, defHost string) string {
 	if err != nil {
 		return addr
 	}
+// SetListenHTTP moves the public HTTP listener (serve --http). When
+// public_url is not configured it follows: the certificates this server
+// issues then point at the port it listens on (http://localhost:PORT).
+func (c *Config) SetListenHTTP(addr string) {
+	c.Listen.HTTP = addr
+	if c.publicURLDefaulted {
+		c.PublicURL = "http://" + hostPort(addr, "localhost")
+	}
+}
+
 	if h == "" || h == "0.0.0.0" || h == "::" {
 		h = defHost
 	}

@@ -285,3 +285,34 @@ func TestCRLShards(t *testing.T) {
 		}
 	}
 }
+
+// serve --http moves a defaulted public_url with the listener, and leaves a
+// configured one alone; a defaulted one cannot follow a port chosen at
+// start.
+func TestSetListenHTTPPublicURL(t *testing.T) {
+	c := Default()
+	c.Resolve()
+	c.SetListenHTTP("127.0.0.1:8081")
+	if c.PublicURL != "http://127.0.0.1:8081" || !c.PublicURLDefaulted() {
+		t.Errorf("defaulted public_url after --http 127.0.0.1:8081: %q", c.PublicURL)
+	}
+	c.SetListenHTTP(":9000")
+	if c.PublicURL != "http://localhost:9000" {
+		t.Errorf("defaulted public_url after --http :9000: %q", c.PublicURL)
+	}
+	c.SetListenHTTP(":0")
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "public_url") {
+		t.Errorf("defaulted public_url with port 0: %v", err)
+	}
+
+	c = Default()
+	c.PublicURL = "https://ca.example.cn"
+	c.Resolve()
+	c.SetListenHTTP(":0")
+	if c.PublicURL != "https://ca.example.cn" || c.Listen.HTTP != ":0" {
+		t.Errorf("configured public_url after --http :0: %q", c.PublicURL)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("configured public_url with port 0: %v", err)
+	}
+}

@@ -40,6 +40,11 @@ func (c *Config) Validate() error {
 			bad("public_url", "%q must be an absolute http:// or https:// URL without query", c.PublicURL)
 		}
 	}
+	if c.publicURLDefaulted {
+		if _, p, err := net.SplitHostPort(c.Listen.HTTP); err == nil && p == "0" {
+			bad("public_url", "must be set when the public HTTP listener's port is 0 (chosen at start): certificates carry it for years")
+		}
+	}
 	if len(c.HTTPS.Hosts) == 0 {
 		bad("https.hosts", "at least one host name or IP address is needed for the TLS certificate")
 	}
