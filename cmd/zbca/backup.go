@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,9 @@ func (a *app) backupCmd() *cobra.Command {
 		Long: `backup writes a gzipped tar with a consistent snapshot of the database (SQLite
 VACUUM INTO, safe while the server runs), the CA directory (certificates,
 encrypted keys, manifest) and the configuration file when one is used.
+The archive and its entries are readable by their owner only (0600; the
+CA certificates 0644): the database holds password hashes, EAB keys and
+the cluster secrets.
 
 The secrets directory (key passphrase, admin token) is NOT included: the
 encrypted keys are useless without the passphrase, so keep a copy of it
@@ -41,8 +45,17 @@ an empty data directory and put the passphrase file back in secrets/.`,
 				return err
 			}
 			out := args[0] + ".tmp"
-			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			// The archive holds the password hashes, EAB HMAC keys and
+			// cluster secrets: owner-only, also when a stale .tmp of
+			// other permissions is reused.
+			os.Remove(out)
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {
+				return err
+			}
+			if err := f.Chmod(0o600); err != nil {
+				f.Close()
+				os.Remove(out)
 				return err
 			}
 			gz := gzip.NewWriter(f)
@@ -58,7 +71,7 @@ an empty data directory and put the passphrase file back in secrets/.`,
 					return err
 				}
 				defer in.Close()
-				if err := tw.WriteHeader(&tar.Header{Name: name, Mode: int64(fi.Mode().Perm()), Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
+				if err := tw.WriteHeader(&tar.Header{Name: name, Mode: backupMode(name), Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
 					return err
 				}
 				_, err = io.Copy(tw, in)
@@ -66,6 +79,11 @@ an empty data directory and put the passphrase file back in secrets/.`,
 				return err
 			}
 			err = add(snap, "zbca.db")
+			if err == nil {
+				// Unpacked into an empty directory, ca/ is made owner-only
+				// too, not with the unpacker's umask.
+				err = tw.WriteHeader(&tar.Header{Name: "ca/", Typeflag: tar.TypeDir, Mode: 0o700, ModTime: time.Now()})
+			}
 			caDir := filepath.Join(a.cfg.DataDir, "ca")
 			if err == nil {
 				entries, rerr := os.ReadDir(caDir)
@@ -109,4 +127,16 @@ an empty data directory and put the passphrase file back in secrets/.`,
 			return nil
 		},
 	}
+}
+
+// backupMode is the mode of a backup entry: CA certificates are public
+// (0644); everything else is owner-only (0600) whatever its mode on disk:
+// the database (password hashes, EAB HMAC keys, the ACME nonce key and
+// other cluster secrets), the encrypted CA keys and the manifest, the
+// configuration (which may name a DSN) and the client template.
+func backupMode(name string) int64 {
+	if strings.HasPrefix(name, "ca/") && strings.HasSuffix(name, ".crt") {
+		return 0o644
+	}
+	return 0o600
 }
