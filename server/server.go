@@ -22,6 +22,7 @@ import (
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/enroll/acme"
+	"github.com/zbca/zbca/internal/adminsock"
 	"github.com/zbca/zbca/internal/web"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
@@ -57,6 +58,12 @@ type Options struct {
 	AdminToken []byte
 	Registry   *prometheus.Registry
 	Logger     *slog.Logger
+
+	// AdminSocketDir, when set, is the directory (the data directory's
+	// run directory) where the admin API is also served on a Unix socket
+	// for the local CLI (internal/adminsock). The caller holds the serve
+	// lock, so that a stale socket there may be replaced.
+	AdminSocketDir string
 }
 
 // Server runs the listeners.
@@ -65,6 +72,7 @@ type Server struct {
 	public, portal, admin *echo.Echo
 	servers               []*http.Server
 	listeners             []net.Listener
+	socket                bool // the admin socket is bound
 	wg                    sync.WaitGroup
 	errs                  chan error
 }
@@ -87,7 +95,7 @@ func New(o Options) (*Server, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{opts: o, errs: make(chan error, 3)}
+	s := &Server{opts: o, errs: make(chan error, 4)}
 	s.public = web.New(o.Logger, "http")
 	s.registerPKI(s.public)
 	s.portal = web.New(o.Logger, "https")
@@ -97,8 +105,9 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// Start binds the three addresses and serves in the background. It fails
-// without serving anything if any address cannot be bound.
+// Start binds the three addresses, and the admin socket when configured,
+// and serves in the background. It fails without serving anything if any
+// of them cannot be bound.
 func (s *Server) Start() error {
 	if _, err := s.opts.CA.TLSCertificate(); err != nil {
 		return err
@@ -142,15 +151,20 @@ func (s *Server) Start() error {
 			ln = tls.NewListener(ln, sp.tls)
 		}
 		s.listeners = append(s.listeners, ln)
-		s.servers = append(s.servers, &http.Server{
-			Handler:           sp.h,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      60 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
-		})
+		s.servers = append(s.servers, s.httpServer(sp.h))
+	}
+	if s.opts.AdminSocketDir != "" {
+		// The local CLI's way in: the same admin handler, on a socket only
+		// the data directory's owner can reach.
+		ln, err := adminsock.Listen(s.opts.AdminSocketDir)
+		if err != nil {
+			s.closeListeners()
+			return err
+		}
+		s.socket = true
+		s.listeners = append(s.listeners, ln)
+		s.servers = append(s.servers, s.httpServer(s.admin))
+		specs = append(specs, spec{name: "admin socket"})
 	}
 	for i, srv := range s.servers {
 		s.wg.Add(1)
@@ -164,9 +178,29 @@ func (s *Server) Start() error {
 	return nil
 }
 
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelDebug),
+	}
+}
+
+// AdminSocket returns the admin socket's path, or "" when it is not bound.
+func (s *Server) AdminSocket() string {
+	if !s.socket {
+		return ""
+	}
+	return adminsock.Path(s.opts.AdminSocketDir)
+}
+
 // Addrs returns the bound addresses: http, https, admin.
 func (s *Server) Addrs() (httpAddr, httpsAddr, adminAddr string) {
-	if len(s.listeners) != 3 {
+	if len(s.listeners) < 3 {
 		return "", "", ""
 	}
 	return s.listeners[0].Addr().String(), s.listeners[1].Addr().String(), s.listeners[2].Addr().String()
@@ -179,6 +213,11 @@ func (s *Server) closeListeners() {
 	for _, ln := range s.listeners {
 		ln.Close()
 	}
+	s.listeners = nil
+	if s.socket {
+		_ = adminsock.Remove(s.opts.AdminSocketDir)
+		s.socket = false
+	}
 }
 
 // Shutdown stops accepting and waits for requests in flight until ctx ends.
@@ -188,5 +227,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, srv.Shutdown(ctx))
 	}
 	s.wg.Wait()
+	if s.socket {
+		errs = append(errs, adminsock.Remove(s.opts.AdminSocketDir))
+	}
 	return errors.Join(errs...)
 }

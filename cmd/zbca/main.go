@@ -18,6 +18,7 @@ import (
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/config"
 	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/internal/adminsock"
 	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/revocation"
@@ -115,7 +116,25 @@ func (a *app) load(logLevel slog.Level, overrides ...func(*config.Config)) error
 	}
 	a.cfg = cfg
 	a.log = newLogger(a.stderr, cfg.Log, logLevel)
+	a.followServerPublicURL()
 	return nil
+}
+
+// followServerPublicURL: when public_url is not configured and a server
+// runs on this data directory, its certificate URLs (which follow serve
+// --http) are this command's too, so that a certificate signed here points
+// where the server's do.
+func (a *app) followServerPublicURL() {
+	if !a.cfg.PublicURLDefaulted() {
+		return
+	}
+	info, err := adminsock.ReadInfo(a.runDir())
+	if err != nil || info.PublicURL == "" {
+		return
+	}
+	if pid, held, err := runlock.Holder(filepath.Join(a.runDir(), "serve.lock")); err == nil && held && pid == info.PID {
+		a.cfg.PublicURL = info.PublicURL
+	}
 }
 
 func newLogger(w io.Writer, c config.Log, min slog.Level) *slog.Logger {

@@ -2,18 +2,23 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/internal/adminsock"
+	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/revocation"
 )
 
@@ -25,10 +30,12 @@ func (a *app) certRevokeCmd() *cobra.Command {
 		Short: "Revoke a certificate (final); OCSP answers revoked at once, the CRL within a minute",
 		Long: `revoke marks a certificate revoked in one transaction with its audit event.
 
-When the server runs (its admin listener answers), the revocation goes
-through it, so that its OCSP response is re-signed before this command
-returns. Otherwise the database is changed directly and the server picks the
-revocation up when it starts.
+When a server runs on this data directory, the revocation goes through it,
+over the admin socket <data>/run/admin.sock (never over TCP), so that its
+OCSP response is re-signed before this command returns. When none runs (the
+socket does not answer and the data directory's serve lock is free), the
+database is changed directly and the server picks the revocation up when it
+starts; the command says which of the two happened.
 
 Reasons: unspecified, keyCompromise, cACompromise, affiliationChanged,
 superseded, cessationOfOperation, privilegeWithdrawn (names in any case, with
@@ -63,7 +70,7 @@ or without dashes, or their RFC 5280 numbers).`,
 			if err != nil {
 				return userError(err)
 			}
-			why := "no server answered on " + a.cfg.Listen.Admin
+			why := "no zbca server runs on " + a.cfg.DataDir
 			if offline {
 				why = "--offline"
 			}
@@ -78,8 +85,9 @@ or without dashes, or their RFC 5280 numbers).`,
 	return cmd
 }
 
-// revokeViaServer asks the running server's admin API. done is false when
-// no server answers on the admin address.
+// revokeViaServer asks the server running on this data directory, through
+// its admin socket. done is false when no server runs there. Success is
+// printed only when the answer confirms this very revocation.
 func (a *app) revokeViaServer(serial string, reason revocation.Reason) (done bool, err error) {
 	body, _ := json.Marshal(map[string]string{"reason": reason.String()})
 	b, reachable, err := a.adminCall(http.MethodPost, "/admin/v1/certificates/"+serial+"/revoke", body)
@@ -90,34 +98,80 @@ func (a *app) revokeViaServer(serial string, reason revocation.Reason) (done boo
 		return true, err
 	}
 	var r struct {
+		Serial    string    `json:"serial"`
+		Status    string    `json:"status"`
 		RevokedAt time.Time `json:"revoked_at"`
+		Reason    string    `json:"reason"`
 	}
-	_ = json.Unmarshal(b, &r)
+	if err := json.Unmarshal(b, &r); err != nil || r.Serial != serial || r.Status != "revoked" || r.RevokedAt.IsZero() || r.Reason != reason.String() {
+		return true, fmt.Errorf("the server did not confirm the revocation of %s; check with 'zbca cert show %s' (its answer: %.200q)", serial, serial, b)
+	}
 	fmt.Fprintf(a.stdout, "revoked %s (%s) at %s; the server's OCSP responder answers revoked now, its CRL within %s\n",
 		serial, reason, r.RevokedAt.Format(time.RFC3339), a.cfg.CRL.Delay.Duration)
 	return true, nil
 }
 
-// adminCall sends a request to the running server's admin API. reachable
-// is false when no server answers on the admin address (or no admin token
-// exists yet); err is then nil. A non-2xx answer becomes an error with the
-// server's detail.
+// adminCall sends a request to the admin API of the server running on this
+// data directory, through the admin socket in its run directory (0700):
+// never over TCP, where any local user may listen on the admin port while
+// the server is down. Before anything is sent, the kernel's peer
+// credentials must show that the process answering holds the data
+// directory's serve lock.
+//
+// reachable is false, with a nil err, when no server runs here: nothing
+// listens on the socket and the serve lock is free (or no admin token
+// exists yet, so no server has ever run). A server that holds the lock but
+// does not answer, or an answer from any other process, is an error. A
+// non-2xx answer becomes an error with the server's detail.
 func (a *app) adminCall(method, path string, body []byte) (resp []byte, reachable bool, err error) {
-	token, err := a.readAdminToken()
+	dir := a.runDir()
+	lockPath := filepath.Join(dir, "serve.lock")
+	token, terr := a.readAdminToken()
+	conn, peer, err := adminsock.Dial(dir)
 	if err != nil {
-		return nil, false, nil // no token yet: no server has run
-	}
-	url := "http://" + hostPort(a.cfg.Listen.Admin, "127.0.0.1") + path
-	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+string(token))
-	req.Header.Set("Content-Type", "application/json")
-	r, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		pid, held, herr := runlock.Holder(lockPath)
+		switch {
+		case herr != nil:
+			return nil, true, fmt.Errorf("%w; and the serve lock: %w", err, herr)
+		case held && errors.Is(err, adminsock.ErrNoServer):
+			return nil, true, fmt.Errorf("a zbca server (pid %d) holds the data directory %s, but nothing answers on its admin socket %s: retry once it has started, or use --offline to change the database directly", pid, a.cfg.DataDir, adminsock.Path(dir))
+		case errors.Is(err, adminsock.ErrNoServer):
 			return nil, false, nil
 		}
-		return nil, true, fmt.Errorf("asking the server at %s: %w", url, err)
+		return nil, true, err
+	}
+	defer conn.Close()
+	pid, held, herr := runlock.Holder(lockPath)
+	switch {
+	case herr != nil:
+		return nil, true, herr
+	case !held || peer.PID != pid:
+		holder := "no zbca server holds it"
+		if held {
+			holder = fmt.Sprintf("pid %d holds it", pid)
+		}
+		return nil, true, fmt.Errorf("the process answering on %s (pid %d) does not hold the data directory's serve lock (%s): not sending it the admin token", adminsock.Path(dir), peer.PID, holder)
+	case peer.UID != os.Getuid() && peer.UID != 0:
+		return nil, true, fmt.Errorf("the process answering on %s runs as uid %d, not as this user: not sending it the admin token", adminsock.Path(dir), peer.UID)
+	case terr != nil:
+		return nil, true, fmt.Errorf("reading the admin token: %w", terr)
+	}
+	// One request on the connection just checked; no other is dialled.
+	once := conn
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(context.Context, string, string) (net.Conn, error) {
+		if once == nil {
+			return nil, errors.New("the admin socket connection was used already")
+		}
+		c := once
+		once = nil
+		return c, nil
+	}}
+	req, _ := http.NewRequest(method, "http://zbca-admin.sock"+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+string(token))
+	req.Header.Set("Content-Type", "application/json")
+	r, err := (&http.Client{Timeout: 60 * time.Second, Transport: tr}).Do(req)
+	if err != nil {
+		return nil, true, fmt.Errorf("asking the server (pid %d) on %s: %w", pid, adminsock.Path(dir), err)
 	}
 	defer r.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))

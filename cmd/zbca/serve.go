@@ -17,6 +17,7 @@ import (
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/enroll/acme"
+	"github.com/zbca/zbca/internal/adminsock"
 	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/server"
@@ -30,7 +31,13 @@ func (a *app) serveCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the server (initialises an empty data directory first)",
 		Long: `serve runs the three listeners: public HTTP (/pki, /crl, /ocsp), HTTPS (portal
-and APIs) and admin (/admin/v1, /metrics, /healthz, /readyz).
+and APIs) and admin (/admin/v1, /metrics, /healthz, /readyz). The admin API
+is also served on the Unix socket <data>/run/admin.sock, the only way the
+other zbca commands on this host talk to the server; <data>/run/listen.json
+records the addresses really listened on while the server runs.
+
+When public_url is not set, the certificate URLs follow --http
+(http://localhost:PORT).
 
 On a first start with an empty data directory it creates the CA and the
 database, and prints the root's SHA-256 fingerprint, the URLs and where the
@@ -40,10 +47,14 @@ admin token file is. SIGINT or SIGTERM stop it gracefully.`,
 			if err := a.load(0); err != nil {
 				return err
 			}
-			// The flags move the listeners only; public_url (written into
-			// certificates) stays what the configuration says, so that the
-			// server and the CLI issue the same URLs.
-			for _, o := range []struct{ v, dst *string }{{&httpAddr, &a.cfg.Listen.HTTP}, {&httpsAddr, &a.cfg.Listen.HTTPS}, {&adminAddr, &a.cfg.Listen.Admin}} {
+			// The flags move the listeners; a public_url left to its
+			// default follows --http. The other commands learn these
+			// addresses from listen.json and reach the server through the
+			// admin socket, never by assuming the configured ones.
+			if httpAddr != "" {
+				a.cfg.SetListenHTTP(httpAddr)
+			}
+			for _, o := range []struct{ v, dst *string }{{&httpsAddr, &a.cfg.Listen.HTTPS}, {&adminAddr, &a.cfg.Listen.Admin}} {
 				if *o.v != "" {
 					*o.dst = *o.v
 				}
@@ -196,7 +207,9 @@ func (a *app) serve(parent context.Context) error {
 	if err != nil {
 		return err
 	}
-	acmeSrv := acme.New(acme.Options{Store: st, Enroll: es, Revocation: svc, Issuers: auth.IssuingCerts(), Logger: a.log})
+	acmeSrv := acme.New(acme.Options{Store: st, Enroll: es, Revocation: svc, Issuers: auth.IssuingCerts(), Logger: a.log,
+		RatePerSecond: a.cfg.Enroll.ACMERate.PerIPPerSecond, RateBurst: a.cfg.Enroll.ACMERate.Burst})
+	go acmeSrv.RunJanitor(ctx, st, 5*time.Minute)
 	vs, err := a.verifyService(st, auth, resp, ro.Changes != nil)
 	if err != nil {
 		return err
@@ -207,6 +220,8 @@ func (a *app) serve(parent context.Context) error {
 		HTTPAddr: a.cfg.Listen.HTTP, HTTPSAddr: a.cfg.Listen.HTTPS, AdminAddr: a.cfg.Listen.Admin,
 		CA: auth, Store: st, AdminToken: token, Registry: metrics.Registry, Logger: a.log,
 		Revocation: svc, CRLs: pub, OCSP: resp, Enroll: es, API: api, ACME: acmeSrv, Portal: portal, Verify: vh,
+		// We hold the serve lock: a stale socket there may be replaced.
+		AdminSocketDir: a.runDir(),
 	})
 	if err != nil {
 		return err
@@ -215,8 +230,24 @@ func (a *app) serve(parent context.Context) error {
 		return err
 	}
 	h, hs, ad := srv.Addrs()
+	host := a.cfg.HTTPS.Hosts[0]
+	info := adminsock.Info{PID: os.Getpid(), HTTP: listenURL("http", h, host), HTTPS: listenURL("https", hs, host),
+		Admin: listenURL("http", ad, "127.0.0.1"), AdminSocket: srv.AdminSocket(), PublicURL: a.cfg.PublicURL, Started: time.Now().UTC()}
+	if err := adminsock.WriteInfo(a.runDir(), info); err != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return err
+	}
+	defer func() {
+		if err := adminsock.RemoveInfo(a.runDir(), info.PID); err != nil {
+			a.log.Warn("removing listen.json", "err", err)
+		}
+	}()
 	a.printSummary(a.stdout, auth, strings.Join([]string{h, hs, ad}, ","))
-	a.log.Info("serving", "http", h, "https", hs, "admin", ad, "startup", time.Since(start).Round(time.Millisecond), "first_start", first)
+	fmt.Fprintf(a.stdout, "  admin socket      %s  (the zbca commands on this host)\n", info.AdminSocket)
+	a.log.Info("serving", "http", h, "https", hs, "admin", ad, "admin_socket", info.AdminSocket,
+		"startup", time.Since(start).Round(time.Millisecond), "first_start", first)
 
 	// Renew the OCSP signer and the TLS certificate while running.
 	go func() {
