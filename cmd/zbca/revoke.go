@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -151,8 +152,8 @@ func (a *app) adminCall(method, path string, body []byte) (resp []byte, reachabl
 			holder = fmt.Sprintf("pid %d holds it", pid)
 		}
 		return nil, true, fmt.Errorf("the process answering on %s (pid %d) does not hold the data directory's serve lock (%s): not sending it the admin token", adminsock.Path(dir), peer.PID, holder)
-	case peer.UID != os.Getuid() && peer.UID != 0:
-		return nil, true, fmt.Errorf("the process answering on %s runs as uid %d, not as this user: not sending it the admin token", adminsock.Path(dir), peer.UID)
+	case peer.UID != os.Getuid() && peer.UID != dirOwner(dir):
+		return nil, true, fmt.Errorf("the process answering on %s runs as uid %d, neither this user nor the data directory's owner: not sending it the admin token", adminsock.Path(dir), peer.UID)
 	case terr != nil:
 		return nil, true, fmt.Errorf("reading the admin token: %w", terr)
 	}
@@ -186,4 +187,16 @@ func (a *app) adminCall(method, path string, body []byte) (resp []byte, reachabl
 		return nil, true, errors.New(p.Detail)
 	}
 	return b, true, nil
+}
+
+// dirOwner is the uid owning dir, or -1.
+func dirOwner(dir string) int {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return -1
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
 }
