@@ -338,11 +338,6 @@ func (c *Config) Resolve() {
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 }
 
-func hostPort(addr, defHost string) string {
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
 // SetListenHTTP moves the public HTTP listener (serve --http). When
 // public_url is not configured it follows: the certificates this server
 // issues then point at the port it listens on (http://localhost:PORT).
@@ -353,6 +348,11 @@ func (c *Config) SetListenHTTP(addr string) {
 	}
 }
 
+func hostPort(addr, defHost string) string {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
 	if h == "" || h == "0.0.0.0" || h == "::" {
 		h = defHost
 	}
