@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,12 +9,14 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/internal/zerr"
+	"github.com/zbca/zbca/store"
 )
 
 // keygenProfiles maps the system the user picks to the PKCS#12 profile it
@@ -106,15 +109,24 @@ func (p *Portal) keygen(c echo.Context) error {
 	if !checkP12Password(pw) {
 		return fail("err.weak_password")
 	}
-	var key crypto.Signer
-	switch c.FormValue("keytype") {
-	case "", "EC-P256":
-		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "RSA-2048":
-		key, err = rsa.GenerateKey(rand.Reader, 2048)
-	default:
+	keytype := c.FormValue("keytype")
+	if keytype == "" {
+		keytype = "EC-P256"
+	}
+	if keytype != "EC-P256" && keytype != "RSA-2048" {
 		return fail("err.bad_choice")
 	}
+	// The policy before the key: an RSA key costs a CPU for a while, and
+	// a refused issuance must not cost it. The service checks again, in
+	// the transaction that journals the serial.
+	if err := p.keygenPolicy(c.Request().Context(), u); err != nil {
+		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.Disabled {
+			_, msg := p.errorText(c, err)
+			return p.render(c, http.StatusForbidden, "keygen", &view{User: u, Error: msg, Data: map[string]any{"Enabled": true}})
+		}
+		return err
+	}
+	key, err := generateKey(keytype)
 	if err != nil {
 		return err
 	}
@@ -143,4 +155,47 @@ func (p *Portal) keygen(c echo.Context) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set(echo.HeaderContentDisposition, `attachment; filename="`+u+`.p12"`)
 	return c.Blob(http.StatusOK, "application/x-pkcs12", pfx)
+}
+
+// generateKey makes the key pair of a server-side keygen; tests count its
+// calls.
+var generateKey = func(keytype string) (crypto.Signer, error) {
+	if keytype == "RSA-2048" {
+		return rsa.GenerateKey(rand.Reader, 2048)
+	}
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+// keygenPolicy refuses, before any key is made, what the enrollment
+// service would refuse after: an account that is not active, and an
+// enterprise at its daily limit (certificates stored in the last 24
+// hours). It is an early answer, not the rule: the service's check in the
+// journaling transaction stays the one that counts.
+func (p *Portal) keygenPolicy(ctx context.Context, u string) error {
+	e, err := p.o.Enroll.Store.GetEnterprise(ctx, u)
+	if err != nil {
+		return err
+	}
+	if e.Status != store.StatusActive {
+		return zerr.New(zerr.Disabled, "enterprise %q is disabled", u)
+	}
+	limit := p.o.Enroll.Policy.MaxPerDay
+	if limit <= 0 {
+		limit = 10
+	}
+	certs, err := p.o.Store.ListCertificates(ctx, store.CertFilter{Username: u, Profile: store.ProfileClient})
+	if err != nil {
+		return err
+	}
+	since := p.o.Now().Add(-24 * time.Hour)
+	n := 0
+	for _, c := range certs {
+		if !c.CreatedAt.Before(since) {
+			n++
+		}
+	}
+	if n >= limit {
+		return zerr.New(zerr.Policy, "the enterprise has had %d certificates in the last 24 hours, the daily limit: try again tomorrow or ask the operator", n)
+	}
+	return nil
 }
