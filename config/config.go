@@ -95,6 +95,10 @@ type Enroll struct {
 	Lockout EnrollLockout `yaml:"lockout"`
 	// Rate limits login attempts per client address.
 	Rate EnrollRate `yaml:"rate"`
+	// ACMERate limits requests to /acme/* per client address, in each
+	// node's memory (an unauthenticated request writes nothing). One
+	// issuance is about seven requests.
+	ACMERate EnrollRate `yaml:"acme_rate"`
 	// Policy applies to every issuance path.
 	Policy EnrollPolicy `yaml:"policy"`
 	// EABLifetime: how long an EAB key from POST /api/v1/eab stays usable.
@@ -272,6 +276,7 @@ func Default() Config {
 			Argon2:        EnrollArgon2{MemoryKiB: MinArgon2MemoryKiB, Time: MinArgon2Time, Threads: 1},
 			Lockout:       EnrollLockout{Threshold: 5, Base: Duration{time.Minute}, Max: Duration{time.Hour}},
 			Rate:          EnrollRate{PerIPPerSecond: 10, Burst: 20},
+			ACMERate:      EnrollRate{PerIPPerSecond: 50, Burst: 500},
 			Policy:        EnrollPolicy{MaxActive: 1, MaxPerDay: 10},
 			EABLifetime:   Duration{10 * time.Minute},
 		},

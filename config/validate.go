@@ -208,6 +208,12 @@ func (e *Enroll) validate(bad func(field, format string, args ...any)) {
 	if n := e.Rate.Burst; n < 1 || n > 100000 {
 		bad("enroll.rate.burst", "%d is outside 1–100000", n)
 	}
+	if r := e.ACMERate.PerIPPerSecond; !(r > 0 && r <= 100000) {
+		bad("enroll.acme_rate.per_ip_per_second", "%v is outside (0, 100000]", r)
+	}
+	if n := e.ACMERate.Burst; n < 1 || n > 1000000 {
+		bad("enroll.acme_rate.burst", "%d is outside 1–1000000", n)
+	}
 }
 
 // CheckLoginURL checks the URL of a login service that passwords are sent

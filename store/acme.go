@@ -78,9 +78,10 @@ type ACMEStore interface {
 	// ChangeACMEAccountKey replaces the key; zerr.Conflict when another
 	// account has the new key.
 	ChangeACMEAccountKey(ctx context.Context, id, oldThumbprint, newThumbprint, newJWK string, ev AuditEvent) error
-	// AddACMEOrder stores a new order and marks the account used, unless
-	// the account already has maxPending unexpired orders that are pending
-	// or ready (ErrTooManyOrders; maxPending <= 0: no limit).
+	// AddACMEOrder stores a new order made at o.CreatedAt (zero: now) and
+	// marks the account used then, unless the account already has
+	// maxPending orders unexpired at that time that are pending or ready
+	// (ErrTooManyOrders; maxPending <= 0: no limit).
 	AddACMEOrder(ctx context.Context, o *ACMEOrder, maxPending int) error
 	// PruneACMEOrders deletes up to limit orders that expired before
 	// before and are not being finalized; PruneEABKeys up to limit EAB
@@ -241,8 +242,10 @@ func (s *SQL) ChangeACMEAccountKey(ctx context.Context, id, oldTP, newTP, newJWK
 // connection on SQLite, the audit lock on PostgreSQL): two concurrent
 // orders cannot both pass the count.
 func (s *SQL) AddACMEOrder(ctx context.Context, o *ACMEOrder, maxPending int) error {
-	now := s.now()
-	o.CreatedAt = now
+	if o.CreatedAt.IsZero() {
+		o.CreatedAt = s.now()
+	}
+	now := o.CreatedAt
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
 		if _, err := w.exec(ctx, `UPDATE acme_accounts SET last_used_at = ? WHERE id = ?`, nanos(now), o.AccountID); err != nil {
 			return err

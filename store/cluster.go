@@ -146,13 +146,41 @@ func (s *SQL) LockCRLPublisher(ctx context.Context) (unlock func(), err error) {
 		discard(conn)
 		return nil, fmt.Errorf("store: CRL publisher lock: %w", err)
 	}
+	return releaser(conn, pgLockCRL), nil
+}
+
+// releaser returns the unlock of a session advisory lock held on conn.
+func releaser(conn *sql.Conn, key int64) func() {
 	return func() {
-		if _, err := conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, pgLockCRL); err != nil {
+		if _, err := conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, key); err != nil {
 			discard(conn) // closing the session releases the lock
 			return
 		}
 		conn.Close()
-	}, nil
+	}
+}
+
+// TryLockPruner keeps the pruning of expired ACME state to one node at a
+// time: ok is false when another node holds the lock (the caller skips
+// this round). On PostgreSQL a session advisory lock, held until unlock or
+// the process's death; on SQLite always granted (one server per file).
+func (s *SQL) TryLockPruner(ctx context.Context) (unlock func(), ok bool, err error) {
+	if !s.d.pg {
+		return func() {}, true, nil
+	}
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: pruner lock: %w", err)
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, pgLockPrune).Scan(&ok); err != nil {
+		discard(conn)
+		return nil, false, fmt.Errorf("store: pruner lock: %w", err)
+	}
+	if !ok {
+		conn.Close()
+		return nil, false, nil
+	}
+	return releaser(conn, pgLockPrune), true, nil
 }
 
 // discard closes conn's session instead of returning it to the pool, so

@@ -15,6 +15,7 @@ const (
 	pgLockMigrate int64 = 0x7a626361_0001 // schema migrations
 	pgLockAudit   int64 = 0x7a626361_0002 // the audit chain head
 	pgLockCRL     int64 = 0x7a626361_0003 // the CRL publisher (cluster.go)
+	pgLockPrune   int64 = 0x7a626361_0004 // the ACME janitor (TryLockPruner)
 	// pgLockNodeClass ("zbca") with hashtext(node_name): a running node.
 	pgLockNodeClass = 0x7a626361
 )

@@ -207,7 +207,9 @@ func (a *app) serve(parent context.Context) error {
 	if err != nil {
 		return err
 	}
-	acmeSrv := acme.New(acme.Options{Store: st, Enroll: es, Revocation: svc, Issuers: auth.IssuingCerts(), Logger: a.log})
+	acmeSrv := acme.New(acme.Options{Store: st, Enroll: es, Revocation: svc, Issuers: auth.IssuingCerts(), Logger: a.log,
+		RatePerSecond: a.cfg.Enroll.ACMERate.PerIPPerSecond, RateBurst: a.cfg.Enroll.ACMERate.Burst})
+	go acmeSrv.RunJanitor(ctx, st, 5*time.Minute)
 	vs, err := a.verifyService(st, auth, resp, ro.Changes != nil)
 	if err != nil {
 		return err

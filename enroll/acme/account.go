@@ -96,40 +96,27 @@ func (s *Server) newAccount(c echo.Context) error {
 // checkEAB verifies the inner JWS of an external account binding: HS256/384/
 // 512 by the EAB key, url = newAccount URL, payload = the account key.
 func (s *Server) checkEAB(c echo.Context, raw json.RawMessage, outerThumbprint string) (string, error) {
-	var f flattened
-	if err := json.Unmarshal(raw, &f); err != nil || f.Protected == "" || f.Payload == nil || len(f.Signatures) > 0 {
-		return "", malformed("externalAccountBinding is not a flattened JWS")
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(f.Protected)
+	jws, h, err := parseJWS(raw, []jose.SignatureAlgorithm{jose.HS256, jose.HS384, jose.HS512})
 	if err != nil {
-		return "", malformed("externalAccountBinding header is not base64url")
+		if p, ok := err.(*Problem); ok {
+			p.Detail = "externalAccountBinding: " + p.Detail
+		}
+		return "", err
 	}
-	var h struct {
-		Alg   string `json:"alg"`
-		KID   string `json:"kid"`
-		URL   string `json:"url"`
-		Nonce string `json:"nonce"`
-	}
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return "", malformed("externalAccountBinding header is not JSON")
-	}
+	url, _ := h.ExtraHeaders[jose.HeaderKey("url")].(string)
 	switch {
-	case h.Alg != "HS256" && h.Alg != "HS384" && h.Alg != "HS512":
-		return "", badSigAlg("externalAccountBinding must be signed with HS256, HS384 or HS512")
 	case h.Nonce != "":
 		return "", malformed("externalAccountBinding must not carry a nonce")
-	case h.URL != s.requestURL(c):
+	case h.JSONWebKey != nil:
+		return "", malformed("externalAccountBinding must not carry a jwk")
+	case url != s.requestURL(c):
 		return "", unauthorized("externalAccountBinding url is not the newAccount URL")
-	case h.KID == "":
+	case h.KeyID == "":
 		return "", malformed("externalAccountBinding has no kid")
 	}
-	key, err := s.o.Store.GetEABKey(c.Request().Context(), h.KID)
+	key, err := s.o.Store.GetEABKey(c.Request().Context(), h.KeyID)
 	if err != nil {
 		return "", unauthorized("unknown external account binding key")
-	}
-	jws, err := jose.ParseSignedJSON(string(raw), []jose.SignatureAlgorithm{jose.HS256, jose.HS384, jose.HS512})
-	if err != nil {
-		return "", malformed("externalAccountBinding cannot be parsed")
 	}
 	payload, err := jws.Verify(key.HMACKey)
 	if err != nil {
@@ -143,7 +130,7 @@ func (s *Server) checkEAB(c echo.Context, raw json.RawMessage, outerThumbprint s
 	if err != nil || tp != outerThumbprint {
 		return "", unauthorized("externalAccountBinding binds another key")
 	}
-	return h.KID, nil
+	return h.KeyID, nil
 }
 
 // account: POST-as-GET, contact update, deactivation (RFC 8555 §7.3.2, 7.3.6).
@@ -184,7 +171,6 @@ func (s *Server) account(c echo.Context) error {
 	}
 	err = s.o.Store.UpdateACMEAccount(c.Request().Context(), a, store.AuditEvent{Actor: "acme:" + a.ID, Action: "acme.account.update", Subject: a.ID,
 		Details: map[string]any{"status": a.Status}})
-	s.accounts.drop(a.ID)
 	if err != nil {
 		return err
 	}
@@ -248,7 +234,6 @@ func (s *Server) keyChange(c echo.Context) error {
 	newJWK, _ := hdr.JSONWebKey.MarshalJSON()
 	err = s.o.Store.ChangeACMEAccountKey(c.Request().Context(), req.account.ID, oldTP, newTP, string(newJWK), store.AuditEvent{
 		Actor: "acme:" + req.account.ID, Action: "acme.account.keychange", Subject: req.account.ID, Details: map[string]any{"thumbprint": newTP}})
-	s.accounts.drop(req.account.ID)
 	if err != nil {
 		return err
 	}

@@ -45,15 +45,15 @@ type Options struct {
 	// MaxPendingOrders bounds an account's unfinished (pending or ready,
 	// unexpired) orders (default 10; negative: no limit).
 	MaxPendingOrders int
+	// RatePerSecond and RateBurst limit requests per client address on
+	// this node (0: no limit).
+	RatePerSecond float64
+	RateBurst     int
 	// NonceLifetime (default 10m). Nonces are good on every node sharing
 	// the store.
 	NonceLifetime time.Duration
-	// AccountCacheTTL bounds how long an account read from the store is
-	// used without reading it again (default 1m; negative: no cache). The
-	// server's own account changes take effect at once.
-	AccountCacheTTL time.Duration
-	Logger          *slog.Logger
-	Now             func() time.Time
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Server is the ACME server. Safe for concurrent use.
@@ -62,6 +62,7 @@ type Server struct {
 	nonces     *nonces
 	accounts   *accountCache
 	issued     *issuedCache
+	limit      *limiter          // nil: no limit
 	issuingPEM map[string][]byte // by SubjectKeyId
 	currentPEM []byte
 }
@@ -83,12 +84,12 @@ func New(o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.AccountCacheTTL == 0 {
-		o.AccountCacheTTL = time.Minute
-	}
 	s := &Server{o: o, nonces: newNonces(o.Store, o.NonceLifetime, o.Now, o.Logger), issued: newIssuedCache(4096)}
-	s.accounts = &accountCache{load: o.Store.GetACMEAccount, ttl: o.AccountCacheTTL, max: 100_000, now: o.Now, m: make(map[string]cachedAccount)}
+	s.accounts = newAccountCache(o.Store.GetACMEAccount, 100_000)
 	s.issuingPEM, s.currentPEM = issuerPEMs(o.Issuers)
+	if o.RatePerSecond > 0 && o.RateBurst > 0 {
+		s.limit = newLimiter(o.RatePerSecond, o.RateBurst, 100_000)
+	}
 	return s
 }
 
@@ -109,7 +110,7 @@ func issuerPEMs(issuers []*x509.Certificate) (map[string][]byte, []byte) {
 
 // Register mounts /acme/* on e (the HTTPS listener).
 func (s *Server) Register(e *echo.Echo) {
-	g := e.Group("/acme", s.common)
+	g := e.Group("/acme", s.common, s.rateLimit)
 	g.GET("/directory", s.directory)
 	g.HEAD("/new-nonce", s.newNonce)
 	g.GET("/new-nonce", s.newNonce)

@@ -72,6 +72,9 @@ type testEnv struct {
 	base  string // https://host:port, what the server builds its URLs from
 	clock *testClock
 	ents  map[string]*store.Enterprise
+	acme  *acme.Server
+	// revocation is the revocation service, for a second node.
+	revocation revocation.Service
 }
 
 func newTestEnv(t testing.TB, p enroll.Policy) *testEnv {
@@ -124,9 +127,11 @@ func newTestEnv(t testing.TB, p enroll.Policy) *testEnv {
 		t.Fatal(err)
 	}
 	responder.Store(resp)
-	rs := &revocation.Service{Store: st, OCSP: resp, CRL: pub}
+	env.revocation = revocation.Service{Store: st, OCSP: resp, CRL: pub}
+	rs := &env.revocation
 	env.es = &enroll.Service{CA: auth, Store: st, OCSP: resp, CRL: pub, Revoke: rs, Policy: p}
 	srv := acme.New(acme.Options{Store: st, Enroll: env.es, Revocation: rs, Issuers: auth.IssuingCerts(), Now: env.clock.Now})
+	env.acme = srv
 	env.e = echo.New()
 	srv.Register(env.e)
 	env.srv = httptest.NewTLSServer(env.e)
@@ -409,7 +414,11 @@ func (e *testEnv) addEAB(t testing.TB, username string, expires time.Time) (stri
 	if _, err := rand.Read(hk); err != nil {
 		t.Fatal(err)
 	}
-	err := e.st.AddEABKey(context.Background(), &store.EABKey{KID: kid, HMACKey: hk, EnterpriseID: e.ents[username].ID, CreatedAt: time.Now(), ExpiresAt: expires},
+	ent, err := e.st.GetEnterprise(context.Background(), username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.st.AddEABKey(context.Background(), &store.EABKey{KID: kid, HMACKey: hk, EnterpriseID: ent.ID, Epoch: ent.CredentialEpoch, CreatedAt: time.Now(), ExpiresAt: expires},
 		store.AuditEvent{Actor: "test", Action: "eab.issue", Subject: kid})
 	if err != nil {
 		t.Fatal(err)

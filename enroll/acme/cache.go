@@ -3,81 +3,59 @@ package acme
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/zbca/zbca/store"
 )
 
-// accountCache keeps accounts by id with their parsed keys, so that a
-// request signed by kid costs no database read.
+// accountCache reads an account on every request and keeps only what
+// never goes stale: the parsed key of each JWK text it has seen, so that a
+// request signed by kid costs one indexed read and no JSON key parsing.
 //
-// This process is the only writer of accounts: the handlers that change one
-// (update, deactivation, key change) call drop after the write, whether it
-// succeeded or not, and before they answer. A generation number keeps a read
-// that raced with such a change from putting the old record back. Entries
-// also expire after ttl, which bounds how long a change made elsewhere (by
-// another process) could go unseen. Safe for concurrent use.
+// The account row is read every time because it carries what must count
+// at once on every node: the account's status, its enterprise's status and
+// credential epoch (store.ACMEAccount.Current). A key change writes a new
+// JWK text, which simply misses the key map. Safe for concurrent use.
 type accountCache struct {
 	load func(ctx context.Context, id string) (*store.ACMEAccount, error)
-	ttl  time.Duration
 	max  int
-	now  func() time.Time
 
-	mu  sync.Mutex
-	m   map[string]cachedAccount
-	gen uint64
+	mu   sync.Mutex
+	keys map[string]*jose.JSONWebKey // by JWK text; read-only once stored
 }
 
-type cachedAccount struct {
-	acct    store.ACMEAccount
-	key     *jose.JSONWebKey // read-only once cached
-	expires time.Time
+func newAccountCache(load func(ctx context.Context, id string) (*store.ACMEAccount, error), max int) *accountCache {
+	return &accountCache{load: load, max: max, keys: make(map[string]*jose.JSONWebKey)}
 }
 
-// get returns a copy of the account (callers change their copy) and its
-// key. A missing account is the loader's error (zerr.NotFound), not cached.
+// get returns the account as stored now and its key. A missing account is
+// the loader's error (zerr.NotFound).
 func (c *accountCache) get(ctx context.Context, id string) (*store.ACMEAccount, *jose.JSONWebKey, error) {
-	now := c.now()
-	c.mu.Lock()
-	e, ok := c.m[id]
-	gen := c.gen
-	c.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		a := e.acct
-		return &a, e.key, nil
-	}
 	a, err := c.load(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	k := new(jose.JSONWebKey)
+	c.mu.Lock()
+	k, ok := c.keys[a.JWK]
+	c.mu.Unlock()
+	if ok {
+		return a, k, nil
+	}
+	k = new(jose.JSONWebKey)
 	if err := k.UnmarshalJSON([]byte(a.JWK)); err != nil {
 		return nil, nil, err
 	}
-	if c.ttl > 0 {
-		c.mu.Lock()
-		if c.gen == gen {
-			if len(c.m) >= c.max {
-				for old := range c.m { // any one
-					delete(c.m, old)
-					break
-				}
-			}
-			c.m[id] = cachedAccount{acct: *a, key: k, expires: now.Add(c.ttl)}
-		}
-		c.mu.Unlock()
-	}
-	return a, k, nil
-}
-
-// drop forgets an account that was (or may have been) changed.
-func (c *accountCache) drop(id string) {
 	c.mu.Lock()
-	delete(c.m, id)
-	c.gen++
+	if len(c.keys) >= c.max {
+		for old := range c.keys { // any one
+			delete(c.keys, old)
+			break
+		}
+	}
+	c.keys[a.JWK] = k
 	c.mu.Unlock()
+	return a, k, nil
 }
 
 // issuedCache keeps the certificates this process issued most recently, for

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -42,26 +45,15 @@ type request struct {
 	url       string
 }
 
-type flattened struct {
-	Protected  string          `json:"protected"`
-	Payload    *string         `json:"payload"`
-	Signature  string          `json:"signature"`
-	Header     json.RawMessage `json:"header,omitempty"`
-	Signatures json.RawMessage `json:"signatures,omitempty"`
-}
-
-type protectedHeader struct {
-	Alg   string          `json:"alg"`
-	Nonce string          `json:"nonce"`
-	URL   string          `json:"url"`
-	KID   string          `json:"kid"`
-	JWK   json.RawMessage `json:"jwk"`
-}
-
 // verify checks an ACME POST (RFC 8555 §6.2–6.5): content type, size,
-// flattened JWS with one protected header, algorithm, single-use nonce, url
-// equal to the request URL, jwk or kid as the resource requires, and the
-// signature.
+// a flattened JWS with a protected header only, the algorithm, jwk or kid
+// as the resource requires, the signature, url equal to the request URL,
+// and last the single-use nonce.
+//
+// Every header value is taken from the protected header that go-jose
+// verified the signature over (parseJWS), never from a second decoding of
+// the body. The nonce is consumed only once the signature has verified:
+// a request that does not prove a key writes nothing.
 func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
 	r := c.Request()
 	if ct := r.Header.Get("Content-Type"); ct != "application/jose+json" {
@@ -74,46 +66,11 @@ func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
 	if len(body) > MaxBody {
 		return nil, &Problem{Type: ns + "malformed", Status: http.StatusRequestEntityTooLarge, Detail: "request body too large"}
 	}
-	var f flattened
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&f); err != nil || dec.More() {
-		return nil, malformed("the body is not a flattened JWS JSON object")
-	}
-	if len(f.Signatures) > 0 || len(f.Header) > 0 || f.Payload == nil || f.Protected == "" {
-		return nil, malformed("the JWS must be flattened, with a protected header only, a payload and one signature")
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(f.Protected)
-	if err != nil {
-		return nil, malformed("protected header is not base64url")
-	}
-	var h protectedHeader
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return nil, malformed("protected header is not JSON")
-	}
-	algOK := false
-	for _, a := range accountAlgs {
-		if string(a) == h.Alg {
-			algOK = true
-		}
-	}
-	if !algOK {
-		return nil, badSigAlg("algorithm " + quote(h.Alg) + " is not accepted; use ES256, ES384, RS256 or EdDSA")
-	}
-	if f.Signature == "" {
-		return nil, malformed("the JWS has no signature")
-	}
-	fresh, err := s.nonces.use(r.Context(), h.Nonce)
+	jws, h, err := parseJWS(body, accountAlgs)
 	if err != nil {
 		return nil, err
 	}
-	if !fresh {
-		return nil, badNonce("the nonce is unknown, used or expired")
-	}
-	want := s.requestURL(c)
-	if h.URL != want {
-		return nil, unauthorized("the url header " + quote(h.URL) + " is not the request URL " + quote(want))
-	}
-	hasJWK, hasKID := len(h.JWK) > 0 && string(h.JWK) != "null", h.KID != ""
+	hasJWK, hasKID := h.JSONWebKey != nil, h.KeyID != ""
 	switch {
 	case hasJWK == hasKID:
 		return nil, malformed("the protected header must have exactly one of jwk and kid")
@@ -122,22 +79,14 @@ func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
 	case mode == byJWK && hasKID:
 		return nil, malformed("this request must carry the new account's key (jwk)")
 	}
-	jws, err := jose.ParseSignedJSON(string(body), accountAlgs)
-	if err != nil || len(jws.Signatures) != 1 {
-		return nil, malformed("the JWS cannot be parsed")
-	}
-	req := &request{url: h.URL, payload: nil}
+	req := &request{}
 	if hasJWK {
-		var k jose.JSONWebKey
-		if err := k.UnmarshalJSON(h.JWK); err != nil || !k.Valid() || !k.IsPublic() {
-			return nil, malformed("the jwk is not a valid public key")
-		}
-		if err := checkAccountKey(k.Key); err != nil {
+		if err := checkAccountKey(h.JSONWebKey.Key); err != nil {
 			return nil, badSigAlg(err.Error())
 		}
-		req.jwk = &k
+		req.jwk = h.JSONWebKey
 	} else {
-		id, ok := strings.CutPrefix(h.KID, s.base(c)+"/acme/acct/")
+		id, ok := strings.CutPrefix(h.KeyID, s.base(c)+"/acme/acct/")
 		if !ok {
 			return nil, accountDoesNotExist("the kid is not an account URL of this server")
 		}
@@ -148,18 +97,144 @@ func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
 		if err != nil {
 			return nil, err
 		}
-		if acct.Status != "valid" {
-			return nil, unauthorized("the account is " + acct.Status)
-		}
 		req.jwk, req.account = k, acct
+	}
+	if !keyMatchesAlg(req.jwk, h.Algorithm) {
+		return nil, malformed("the JWS algorithm does not fit the key")
 	}
 	payload, err := jws.Verify(req.jwk.Key)
 	if err != nil {
 		return nil, malformed("the JWS signature does not verify")
 	}
+	// From here on the request is signed by the key it names.
+	url, _ := h.ExtraHeaders[jose.HeaderKey("url")].(string)
+	if want := s.requestURL(c); url != want {
+		return nil, unauthorized("the url header " + quote(url) + " is not the request URL " + quote(want))
+	}
+	fresh, err := s.nonces.use(r.Context(), h.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
+		return nil, badNonce("the nonce is unknown, used or expired")
+	}
+	if a := req.account; a != nil && !a.Current() {
+		return nil, staleAccount(a)
+	}
+	req.url = url
 	req.payload = payload
 	req.postAsGet = len(payload) == 0
 	return req, nil
+}
+
+// parseJWS parses an ACME request body, or an EAB's inner JWS, as a
+// flattened JWS JSON serialization (RFC 7515 §7.2.2) that RFC 8555 §6.2
+// allows: exactly the members "protected", "payload" and "signature",
+// each once, spelled exactly so; no unprotected header, no "signatures".
+// The protected header must be a JSON object without duplicate members
+// (in any case) whose alg is one of algs. The header returned is go-jose's
+// parse of the bytes its signature covers: the caller reads every value
+// from it and verifies the signature with jws.Verify.
+func parseJWS(body []byte, algs []jose.SignatureAlgorithm) (*jose.JSONWebSignature, *jose.Header, error) {
+	members, err := objectMembers(body)
+	if err != nil {
+		return nil, nil, malformed("the body is not a flattened JWS JSON object: " + err.Error())
+	}
+	if len(members) != 3 || members["protected"] == nil || members["payload"] == nil || members["signature"] == nil {
+		return nil, nil, malformed(`the JWS must be flattened, with exactly the members "protected", "payload" and "signature"`)
+	}
+	var prot string
+	if err := json.Unmarshal(members["protected"], &prot); err != nil || prot == "" {
+		return nil, nil, malformed("the protected header is not a string")
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(prot)
+	if err != nil {
+		return nil, nil, malformed("the protected header is not base64url")
+	}
+	if _, err := objectMembers(hb); err != nil {
+		return nil, nil, malformed("the protected header is not a JSON object without duplicate members: " + err.Error())
+	}
+	jws, err := jose.ParseSignedJSON(string(body), algs)
+	if err != nil {
+		var alg *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &alg) {
+			return nil, nil, badSigAlg("algorithm " + quote(string(alg.Got)) + " is not accepted; use " + algNames(algs))
+		}
+		return nil, nil, malformed("the JWS cannot be parsed")
+	}
+	if len(jws.Signatures) != 1 || len(jws.Signatures[0].Signature) == 0 {
+		return nil, nil, malformed("the JWS must carry one signature")
+	}
+	h := jws.Signatures[0].Protected
+	return jws, &h, nil
+}
+
+// objectMembers reads one JSON object and nothing after it, and returns
+// its members by name. A duplicate member, also one that differs only in
+// case (which encoding/json would fold into one field), is an error.
+func objectMembers(b []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	m := make(map[string]json.RawMessage)
+	folded := make(map[string]bool)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, errors.New("not a JSON object")
+		}
+		name, _ := t.(string)
+		if k := strings.ToLower(name); folded[k] {
+			return nil, errors.New("duplicate member " + quote(name))
+		} else {
+			folded[k] = true
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, errors.New("not a JSON object")
+		}
+		m[name] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, errors.New("not a JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the object")
+	}
+	return m, nil
+}
+
+// keyMatchesAlg reports whether the header's alg is one the key can make.
+// go-jose refuses a mismatch at Verify too; this gives a clear answer.
+func keyMatchesAlg(k *jose.JSONWebKey, alg string) bool {
+	switch alg {
+	case string(jose.ES256), string(jose.ES384):
+		_, ok := k.Key.(*ecdsa.PublicKey)
+		return ok
+	case string(jose.RS256):
+		_, ok := k.Key.(*rsa.PublicKey)
+		return ok
+	case string(jose.EdDSA):
+		_, ok := k.Key.(ed25519.PublicKey)
+		return ok
+	}
+	return false
+}
+
+func algNames(algs []jose.SignatureAlgorithm) string {
+	var b strings.Builder
+	for i, a := range algs {
+		switch {
+		case i == 0:
+		case i == len(algs)-1:
+			b.WriteString(" or ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(string(a))
+	}
+	return b.String()
 }
 
 // checkAccountKey refuses weak account keys.

@@ -36,7 +36,7 @@ type NonceStore interface {
 // secret of the store. Using a nonce checks the MAC and the expiry, then
 // records the nonce as used in the store (one INSERT that reports whether
 // it was new): a second use, on any node, is a replay. Used nonces are
-// forgotten after they expire.
+// forgotten after they expire (Server.Prune).
 type nonces struct {
 	st  NonceStore
 	ttl time.Duration
@@ -45,17 +45,13 @@ type nonces struct {
 	// key is the MAC key, read from the store on first use.
 	key   atomic.Pointer[[]byte]
 	keyMu sync.Mutex
-	// nextPrune is when (unix nanoseconds) use next forgets expired nonces.
-	nextPrune atomic.Int64
 }
 
 const (
-	nonceKeyName    = "acme-nonce-hmac"
-	nonceRandom     = 12
-	nonceMAC        = 16
-	nonceSize       = 8 + nonceRandom + nonceMAC // 36 bytes: 48 base64url characters, no padding bits
-	noncePruneEvery = time.Minute
-	noncePruneLimit = 5000
+	nonceKeyName = "acme-nonce-hmac"
+	nonceRandom  = 12
+	nonceMAC     = 16
+	nonceSize    = 8 + nonceRandom + nonceMAC // 36 bytes: 48 base64url characters, no padding bits
 	// nonceSkew is how long a used nonce is kept after its expiry: another
 	// node whose clock is that much behind still accepts it as unexpired,
 	// and must still find it used.
@@ -135,18 +131,5 @@ func (n *nonces) use(ctx context.Context, s string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("recording a used nonce: %w", err)
 	}
-	n.prune(ctx, now)
 	return fresh, nil
-}
-
-// prune forgets expired used nonces when it is due, at most once a minute
-// per node; a failure only delays it.
-func (n *nonces) prune(ctx context.Context, now time.Time) {
-	next := n.nextPrune.Load()
-	if now.UnixNano() < next || !n.nextPrune.CompareAndSwap(next, now.Add(noncePruneEvery).UnixNano()) {
-		return
-	}
-	if _, err := n.st.PruneNonces(ctx, now.Add(-nonceSkew), noncePruneLimit); err != nil {
-		n.log.Warn("pruning used nonces", "err", err)
-	}
 }

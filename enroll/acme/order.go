@@ -78,7 +78,8 @@ func (s *Server) newOrder(c echo.Context) error {
 	if id.Value != req.account.Username {
 		return unauthorized("this account belongs to enterprise " + quote(req.account.Username) + ", not " + quote(id.Value))
 	}
-	o := &store.ACMEOrder{ID: randomID(), AccountID: req.account.ID, Status: "ready", Identifier: id.Value, ExpiresAt: s.o.Now().Add(s.o.OrderLifetime).Truncate(time.Second)}
+	now := s.o.Now()
+	o := &store.ACMEOrder{ID: randomID(), AccountID: req.account.ID, Status: "ready", Identifier: id.Value, CreatedAt: now, ExpiresAt: now.Add(s.o.OrderLifetime).Truncate(time.Second)}
 	if err := s.o.Store.AddACMEOrder(c.Request().Context(), o, s.o.MaxPendingOrders); err != nil {
 		return err
 	}

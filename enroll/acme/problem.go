@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/zbca/zbca/internal/zerr"
+	"github.com/zbca/zbca/store"
 )
 
 // Problem is an RFC 7807 problem document with an ACME error type (RFC 8555
@@ -43,6 +44,23 @@ func orderNotReady(d string) *Problem { return prob("orderNotReady", http.Status
 func rateLimited(d string) *Problem   { return prob("rateLimited", http.StatusTooManyRequests, d) }
 func serverInternal() *Problem {
 	return prob("serverInternal", http.StatusInternalServerError, "internal error; the cause is in the server log")
+}
+
+// staleAccount refuses a request signed by an account that may no longer
+// act: deactivated by its client, of a disabled enterprise, or made before
+// the enterprise's password was changed or its access ended (the
+// credential epoch, store.ACMEAccount.Current). The detail is in Chinese
+// and English: clients show it to the clerk as it is.
+func staleAccount(a *store.ACMEAccount) *Problem {
+	switch {
+	case a.Status != "valid":
+		return unauthorized("此 ACME 账户已停用（" + a.Status + "），请重新申请。 / The account is " + a.Status + ": enroll again.")
+	case a.EnterpriseStatus != store.StatusActive:
+		return unauthorized("企业账户已被停用，请联系证书管理员。 / The enterprise account is disabled: ask the CA's operator.")
+	default:
+		return unauthorized("此 ACME 账户是在企业修改密码或被终止访问之前创建的，已失效：请使用用户名和当前密码重新申请（zbcert enroll）。" +
+			" / This ACME account was made before the enterprise's password was changed or its access was ended: enroll again with the username and the current password (zbcert enroll).")
+	}
 }
 
 // toProblem maps a core error to its ACME problem: the one mapping at the
