@@ -28,7 +28,7 @@ func (a *app) enterpriseCmd() *cobra.Command {
 	}
 	cmd.AddCommand(a.enterpriseAddCmd(), a.enterpriseImportCmd(), a.enterpriseListCmd(), a.enterpriseShowCmd(),
 		a.enterpriseStatusCmd("disable", store.StatusDisabled), a.enterpriseStatusCmd("enable", store.StatusActive), a.enterprisePasswdCmd(),
-		a.enterpriseSetCmd())
+		a.enterpriseSetCmd(), a.enterpriseLogoutCmd(), a.enterpriseAccountsCmd())
 	return cmd
 }
 
@@ -237,7 +237,7 @@ func (a *app) enterpriseShowCmd() *cobra.Command {
 func (a *app) enterpriseStatusCmd(verb, status string) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " USERNAME",
-		Short: strings.ToUpper(verb[:1]) + verb[1:] + " an enterprise account (a disabled account gets no certificates)",
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " an enterprise account (a disabled account gets no certificates; disable also ends all access)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := a.loadStore(cmd.Context())
@@ -249,6 +249,9 @@ func (a *app) enterpriseStatusCmd(verb, status string) *cobra.Command {
 				return userError(err)
 			}
 			fmt.Fprintf(a.stdout, "enterprise %s is now %s\n", args[0], status)
+			if status == store.StatusDisabled {
+				fmt.Fprintf(a.stdout, "%s; enable revives none of them\n", endsAccess)
+			}
 			return nil
 		},
 	}
@@ -258,7 +261,7 @@ func (a *app) enterprisePasswdCmd() *cobra.Command {
 	var fromStdin bool
 	cmd := &cobra.Command{
 		Use:   "passwd USERNAME [--password-stdin]",
-		Short: "Set an enterprise account's password",
+		Short: "Set an enterprise account's password (and end all access made with the old one)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.load(slog.LevelWarn); err != nil {
@@ -280,7 +283,7 @@ func (a *app) enterprisePasswdCmd() *cobra.Command {
 			if err := st.SetPasswordHash(cmd.Context(), args[0], hash, store.AuditEvent{Actor: "operator", Action: "enterprise.passwd", Subject: args[0]}); err != nil {
 				return userError(err)
 			}
-			fmt.Fprintf(a.stdout, "password of %s changed\n", args[0])
+			fmt.Fprintf(a.stdout, "password of %s changed; %s\n", args[0], endsAccess)
 			return nil
 		},
 	}
