@@ -44,15 +44,17 @@ type Attempt struct {
 }
 
 // String leaves the password out, so that an Attempt printed by mistake
-// does not leak it.
-func (a Attempt) String() string { return fmt.Sprintf("login %q from %s", a.Username, a.IP) }
+// does not leak it; the username too, which may be a password typed into
+// the wrong field (the Guard records it as nameRecorder says).
+func (a Attempt) String() string { return fmt.Sprintf("login from %s", a.IP) }
 
 // GoString implements fmt.GoStringer, for %#v.
 func (a Attempt) GoString() string { return a.String() }
 
-// LogValue implements slog.LogValuer: the password is never logged.
+// LogValue implements slog.LogValuer: neither the password nor the
+// username is logged.
 func (a Attempt) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("username", a.Username), slog.String("ip", a.IP))
+	return slog.GroupValue(slog.String("ip", a.IP))
 }
 
 // The texts of refusals, in Chinese and English, as the web edge shows them.

@@ -135,22 +135,24 @@ func (h *HTTPAuthenticator) Authenticate(ctx context.Context, a Attempt) (*store
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		h.log.Warn("login service unavailable", "service", h.service, "username", a.Username, "err", err)
+		h.log.Warn("login service unavailable", "service", h.service, "err", err)
 		return nil, zerr.New(zerr.Internal, "login service unavailable")
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		if resp.StatusCode >= 500 {
-			h.log.Warn("login service error", "service", h.service, "username", a.Username, "status", resp.StatusCode)
+			h.log.Warn("login service error", "service", h.service, "status", resp.StatusCode)
 		} else {
-			h.log.Debug("login service refused", "service", h.service, "username", a.Username, "status", resp.StatusCode)
+			h.log.Debug("login service refused", "service", h.service, "status", resp.StatusCode)
 		}
 		return nil, refuse(fmt.Sprintf("%s (HTTP %d)", reasonRejected, resp.StatusCode))
 	}
 	e, err := h.store.GetEnterprise(ctx, a.Username)
 	switch {
 	case errors.Is(err, zerr.NotFound):
+		// The reporting system knows this name: it is a username, not a
+		// mistyped password, and the operator needs it.
 		h.log.Info("login service accepted a username that has no enterprise here", "username", a.Username)
 		return nil, refuse(reasonUnknown)
 	case err != nil:

@@ -24,6 +24,11 @@ type GuardStore interface {
 	PruneLogins(ctx context.Context, before time.Time) (int64, error)
 	AppendAudit(ctx context.Context, ev store.AuditEvent) error
 	store.RateStore
+	// ClusterSecret keys the hash an unknown username is recorded as;
+	// GetEnterprise tells known usernames from unknown ones where the
+	// attempt does not (see nameRecorder).
+	store.ClusterSecrets
+	EnterpriseGetter
 }
 
 // Login counts whose last failure (and lock) is older than
@@ -82,7 +87,8 @@ const (
 //     refusal keeps it, an undecided attempt (zerr.Internal) gives it back.
 //
 // Every attempt is audited, without the password, with the username as
-// subject and the address and authenticator in the details: login.success,
+// subject (an unknown username as a keyed hash, see nameRecorder) and the
+// address and authenticator in the details: login.success,
 // login.failure (with the reason, for operators only), login.locked,
 // login.error (undecided), and login.ratelimited (once per run of refused
 // attempts from an address, so that a flood cannot flood the audit log).
@@ -96,6 +102,7 @@ type Guard struct {
 	now     func() time.Time
 	log     *slog.Logger
 	observe func(string)
+	names   *nameRecorder
 	// nextPrune is when the login counts are pruned next (unix ns).
 	nextPrune atomic.Int64
 }
@@ -145,6 +152,7 @@ func NewGuard(inner Authenticator, o GuardOptions) (*Guard, error) {
 		inner: inner, store: o.Store, name: o.Name, lockout: o.Lockout,
 		ips: newIPLimiter(o.Store, o.PerIPRate, o.PerIPBurst, o.Logger),
 		now: o.Now, log: o.Logger, observe: o.Observe,
+		names: &nameRecorder{secrets: o.Store, known: o.Store},
 	}, nil
 }
 
@@ -153,7 +161,6 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 	began := time.Now() // the real clock: the refusal's timing is real
 	now := g.now()
 	details := map[string]any{"ip": a.IP, "authenticator": g.name}
-	subject := auditSubject(a.Username)
 	// Audit writes outlive a caller that has gone: the attempt happened.
 	actx := context.WithoutCancel(ctx)
 
@@ -164,7 +171,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 	}
 	if !ok {
 		if first {
-			g.audit(actx, now, "login.ratelimited", subject, details)
+			g.audit(actx, now, "login.ratelimited", g.names.record(actx, a.Username, nil), details)
 		}
 		g.observe(LoginRateLimited)
 		return nil, zerr.New(zerr.Unauthorized, RateLimitedError)
@@ -173,7 +180,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 	// 2. No such username can exist: refuse, count nothing.
 	if checkAttempt(a) != nil || account.ValidateUsername(a.Username) != nil {
 		details["reason"] = reasonMalformed
-		g.audit(actx, now, "login.failure", subject, details)
+		g.audit(actx, now, "login.failure", g.names.record(actx, a.Username, known(false)), details)
 		g.observe(LoginFailed)
 		return nil, refuse(reasonMalformed)
 	}
@@ -183,7 +190,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		return nil, zerr.Wrap(zerr.Internal, err, "reading login state")
 	}
 	if st.Locked(now) {
-		return nil, g.locked(ctx, actx, began, now, subject, details, st)
+		return nil, g.locked(ctx, actx, began, now, g.names.record(actx, a.Username, nil), details, st)
 	}
 	// 4. Count the attempt first; the lock check is repeated in the same
 	// transaction.
@@ -192,14 +199,15 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		return nil, zerr.Wrap(zerr.Internal, err, "counting login attempt")
 	}
 	if !att.Allowed {
-		return nil, g.locked(ctx, actx, began, now, subject, details, att.Before)
+		return nil, g.locked(ctx, actx, began, now, g.names.record(actx, a.Username, nil), details, att.Before)
 	}
 	// 5. Decide and settle.
 	e, err := g.inner.Authenticate(ctx, a)
 	switch {
 	case err == nil:
+		subject := g.names.record(actx, a.Username, known(true))
 		if ferr := g.store.FinishLogin(actx, att, store.LoginSucceeded, g.event(now, "login.success", subject, details)); ferr != nil {
-			g.log.Error("recording login", "username", a.Username, "err", ferr)
+			g.log.Error("recording login", "username", subject, "err", ferr)
 			g.observe(LoginError)
 			return nil, zerr.Wrap(zerr.Internal, ferr, "recording login")
 		}
@@ -212,11 +220,20 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		}
 		details["reason"] = reason
 		details["failures"] = att.After.Failures
+		var subject string
+		switch {
+		case reason == reasonPassword || reason == reasonDisabled || reason == reasonBadHash:
+			subject = g.names.record(actx, a.Username, known(true))
+		case reason == reasonUnknown || reason == reasonMalformed:
+			subject = g.names.record(actx, a.Username, known(false))
+		default:
+			subject = g.names.record(actx, a.Username, nil)
+		}
 		if att.After.Locked(now) {
 			details["locked_until"] = att.After.LockedUntil.Format(time.RFC3339)
 		}
 		if ferr := g.store.FinishLogin(actx, att, store.LoginFailed, g.event(now, "login.failure", subject, details)); ferr != nil {
-			g.log.Error("recording failed login", "username", a.Username, "err", ferr)
+			g.log.Error("recording failed login", "username", subject, "err", ferr)
 		}
 		g.observe(LoginFailed)
 		if att.After.Locked(now) {
@@ -227,8 +244,9 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		return nil, refuse(reason)
 	default:
 		details["error"] = zerr.KindOf(err).Error()
+		subject := g.names.record(actx, a.Username, nil)
 		if ferr := g.store.FinishLogin(actx, att, store.LoginAborted, g.event(now, "login.error", subject, details)); ferr != nil {
-			g.log.Error("recording undecided login", "username", a.Username, "err", ferr)
+			g.log.Error("recording undecided login", "username", subject, "err", ferr)
 		}
 		g.observe(LoginError)
 		return nil, err

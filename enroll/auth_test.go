@@ -136,16 +136,16 @@ func wantRefusal(t *testing.T, what string, e *store.Enterprise, err error) {
 	}
 }
 
-func TestAttemptNeverPrintsPassword(t *testing.T) {
-	a := Attempt{Username: "acme", Password: "s3cret-pw-123", IP: "192.0.2.1"}
+func TestAttemptNeverPrintsPasswordOrUsername(t *testing.T) {
+	a := Attempt{Username: "acme-typo", Password: "s3cret-pw-123", IP: "192.0.2.1"}
 	log, buf := newLog()
 	log.Info("attempt", "a", a)
 	for _, s := range []string{a.String(), a.GoString(), buf.String(), fmt.Sprint(a.LogValue().Resolve().Group()), fmt.Sprintf("%v %+v %#v", a, a, a)} {
 		if strings.Contains(s, a.Password) {
 			t.Errorf("password printed: %s", s)
 		}
-		if !strings.Contains(s, "acme") {
-			t.Errorf("username not printed: %s", s)
+		if strings.Contains(s, "acme") || !strings.Contains(s, "192.0.2.1") {
+			t.Errorf("username printed or address not: %s", s)
 		}
 	}
 }
