@@ -24,6 +24,7 @@ listen: {http: "127.0.0.1:$http", https: "127.0.0.1:$https", admin: "127.0.0.1:$
 log: {level: warn}
 enroll:
   rate: {per_ip_per_second: 10000, burst: 100000}
+  acme_rate: {per_ip_per_second: 100000, burst: 1000000}
 YAML
 export ZBCA_CONFIG="$work/zbca.yaml"
 "$work/zbca" init > /dev/null
