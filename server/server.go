@@ -133,12 +133,7 @@ func (s *Server) Start() error {
 	}
 	specs := []spec{
 		{"http", s.opts.HTTPAddr, public, nil},
-		{"https", s.opts.HTTPSAddr, s.portal, &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			// Asked per handshake, so a renewed certificate is used at once.
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.opts.CA.TLSCertificate() },
-			ClientAuth:     tls.NoClientCert,
-		}},
+		{"https", s.opts.HTTPSAddr, s.portal, httpsTLSConfig(s.opts.CA.TLSCertificate)},
 		{"admin", s.opts.AdminAddr, s.admin, nil},
 	}
 	for _, sp := range specs {
@@ -231,4 +226,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, adminsock.Remove(s.opts.AdminSocketDir))
 	}
 	return errors.Join(errs...)
+}
+
+// aeadSuites are the TLS 1.2 cipher suites the HTTPS listener offers:
+// ECDHE with AES-GCM or ChaCha20-Poly1305 only. Go's defaults still
+// include CBC-SHA suites for TLS 1.2 (Lucky13-style padding oracles);
+// every browser and client that speaks TLS 1.2 has one of these. TLS 1.3
+// suites are not configurable and all AEAD.
+var aeadSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// httpsTLSConfig is the HTTPS listener's TLS: 1.2 or newer, AEAD suites
+// only, the certificate asked per handshake (so a renewed one is used at
+// once), never a client certificate.
+func httpsTLSConfig(cert func() (*tls.Certificate, error)) *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   aeadSuites,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert() },
+		ClientAuth:     tls.NoClientCert,
+	}
 }
