@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
@@ -114,7 +115,7 @@ func (p *Portal) revokeConfirm(c echo.Context) error {
 	lang, _ := c.Get("lang").(string)
 	serial, reason, targets, _, err := p.revokeChoice(c, u)
 	if err != nil {
-		return p.renderRevoke(c, http.StatusBadRequest, u, err.Error())
+		return p.revokeChoiceError(c, u, err)
 	}
 	if len(targets) == 0 {
 		return p.renderRevoke(c, http.StatusBadRequest, u, text(lang, "err.bad_choice"))
@@ -132,7 +133,7 @@ func (p *Portal) revoke(c echo.Context) error {
 	lang, _ := c.Get("lang").(string)
 	serial, reason, targets, list, err := p.revokeChoice(c, u)
 	if err != nil {
-		return p.renderRevoke(c, http.StatusBadRequest, u, err.Error())
+		return p.revokeChoiceError(c, u, err)
 	}
 	if len(targets) == 0 {
 		return p.renderRevoke(c, http.StatusBadRequest, u, text(lang, "err.bad_choice"))
@@ -142,4 +143,14 @@ func (p *Portal) revoke(c echo.Context) error {
 		return err
 	}
 	return p.render(c, http.StatusOK, "revoke_done", &view{User: u, Data: map[string]any{"Revoked": revoked}})
+}
+
+// revokeChoiceError shows a refused choice on the revoke page; an internal
+// error (the store failing) goes to the error page, which shows a generic
+// text and logs the cause.
+func (p *Portal) revokeChoiceError(c echo.Context, u string, err error) error {
+	if zerr.KindOf(err) == zerr.Internal {
+		return err
+	}
+	return p.renderRevoke(c, http.StatusBadRequest, u, zerr.Public(err))
 }
