@@ -23,7 +23,8 @@ type Client struct {
 }
 
 // NewClient trusts the system roots and zbca's root (the HTTPS listener's
-// certificate is issued by zbca).
+// certificate is issued by zbca). Each request is bounded by
+// DefaultStepTimeout; SetTimeout changes that.
 func NewClient(server string, root *x509.Certificate) *Client {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
@@ -34,7 +35,22 @@ func NewClient(server string, root *x509.Certificate) *Client {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &Client{Base: strings.TrimRight(server, "/"), HTTP: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	// Every request is bounded as a whole (connect, TLS, headers, body): a
+	// server that never answers gives an error, not a hang.
+	tr.TLSHandshakeTimeout = 10 * time.Second
+	tr.ResponseHeaderTimeout = DefaultStepTimeout
+	return &Client{Base: strings.TrimRight(server, "/"), HTTP: &http.Client{Transport: tr, Timeout: DefaultStepTimeout}}
+}
+
+// SetTimeout bounds each request to d (and its response headers).
+func (c *Client) SetTimeout(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.HTTP.Timeout = d
+	if tr, ok := c.HTTP.Transport.(*http.Transport); ok {
+		tr.ResponseHeaderTimeout = d
+	}
 }
 
 // CheckServerURL accepts https://host[:port] (a path is ignored).
@@ -140,12 +156,6 @@ func (e *APIError) Error() string {
 		return e.Detail
 	}
 	return http.StatusText(e.Status)
-}
-
-// IsAuth tells a refused login (wrong password, locked, disabled).
-func IsAuth(err error) bool {
-	var ae *APIError
-	return errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden || ae.Status == http.StatusTooManyRequests)
 }
 
 func (c *Client) post(ctx context.Context, path string, body, out any) error {

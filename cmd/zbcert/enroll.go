@@ -28,12 +28,34 @@ func (f *p12Flags) add(c *cobra.Command) {
 	c.Flags().BoolVar(&f.install, "install", false, "import the certificate into this computer's store (Windows: certutil; macOS: login keychain; Linux: ~/.pki/nssdb with pk12util)")
 }
 
-func (a *app) issuer(ctx context.Context) (*zbcert.Issuer, error) {
+func (a *app) issuer() (*zbcert.Issuer, error) {
+	cl, err := a.client()
+	if err != nil {
+		return nil, err
+	}
+	is := &zbcert.Issuer{Home: a.home, Client: cl}
+	if a.timeout > 0 {
+		is.StepTimeout, is.TotalTimeout = a.timeout, 4*a.timeout
+	}
+	return is, nil
+}
+
+// client is the configured server's client, each request bounded by
+// --timeout.
+func (a *app) client() (*zbcert.Client, error) {
 	cfg, root, err := a.home.LoadConfig()
 	if err != nil {
 		return nil, err
 	}
-	return &zbcert.Issuer{Home: a.home, Client: zbcert.NewClient(cfg.Server, root)}, nil
+	cl := zbcert.NewClient(cfg.Server, root)
+	cl.SetTimeout(a.timeout)
+	return cl, nil
+}
+
+// addTimeout adds --timeout to a command that talks to the server.
+func (a *app) addTimeout(c *cobra.Command) {
+	c.Flags().DurationVar(&a.timeout, "timeout", zbcert.DefaultStepTimeout,
+		"how long to wait for each answer of the server (login, ACME account, order, issuance); the command gives up after 4 times this")
 }
 
 func (a *app) enrollCmd() *cobra.Command {
@@ -49,6 +71,11 @@ gets the certificate over ACME. The key is stored encrypted (PKCS#8) in the
 config directory, with a random passphrase in secrets/key-passphrase (0600)
 beside it: use export to move the certificate to another computer.
 
+enroll always needs the password and proves it to the server (an audited login),
+even when an ACME account is remembered from an earlier enroll: it registers a
+new ACME account and remembers it, in place of the earlier one, for renew. A
+wrong password gets no certificate and changes nothing on this computer.
+
 The password is asked without echo; --password-stdin reads it from the first
 line of standard input (and the PKCS#12 password, with --p12, from the second).`,
 		Args: cobra.NoArgs,
@@ -60,6 +87,7 @@ line of standard input (and the PKCS#12 password, with --p12, from the second).`
 	c.Flags().BoolVar(&rsaKey, "rsa", false, "make an RSA-2048 key instead of ECDSA P-256")
 	c.Flags().BoolVar(&a.passwordStdin, "password-stdin", false, "read the password(s) from standard input, one per line")
 	p.add(c)
+	a.addTimeout(c)
 	_ = c.MarkFlagRequired("user")
 	return c
 }
@@ -74,7 +102,8 @@ func (a *app) reissueCmd() *cobra.Command {
 		Long: `reissue is the legacy "重新申请证书": with the username and password (no old
 certificate needed) it makes a new key, gets a new certificate, then revokes
 every other active certificate of the enterprise as superseded and removes the
-old local copies.`,
+old local copies. Like enroll, reissue always needs the password and proves it
+to the server; the new ACME account it registers replaces the remembered one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.obtain(cmd.Context(), user, rsaKey, p, true)
@@ -84,17 +113,18 @@ old local copies.`,
 	c.Flags().BoolVar(&rsaKey, "rsa", false, "make an RSA-2048 key instead of ECDSA P-256")
 	c.Flags().BoolVar(&a.passwordStdin, "password-stdin", false, "read the password(s) from standard input, one per line")
 	p.add(c)
+	a.addTimeout(c)
 	_ = c.MarkFlagRequired("user")
 	return c
 }
 
-// obtain is enroll and reissue.
+// obtain is enroll and reissue: both always prove the password.
 func (a *app) obtain(ctx context.Context, user string, rsaKey bool, p p12Flags, reissue bool) error {
 	profile, err := zbcert.ParseP12Profile(p.profile, runtime.GOOS)
 	if err != nil {
 		return err
 	}
-	is, err := a.issuer(ctx)
+	is, err := a.issuer()
 	if err != nil {
 		return err
 	}
@@ -111,9 +141,7 @@ func (a *app) obtain(ctx context.Context, user string, rsaKey bool, p p12Flags, 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	chain, err := is.Obtain(ctx, user, pw, key)
+	chain, err := is.Enroll(ctx, user, pw, key)
 	if err != nil {
 		return err
 	}
@@ -200,11 +228,18 @@ func (a *app) renewCmd() *cobra.Command {
 	var p p12Flags
 	c := &cobra.Command{
 		Use:   "renew [--serial S | --user USERNAME]",
-		Short: "replace a local certificate before it expires (new key; no password when the ACME account is remembered)",
+		Short: "replace a local certificate before it expires (new key; never asks for the password)",
 		Long: `renew gets a new certificate, with a new key, for the user of a local
-certificate, through the ACME account remembered at enroll (no password then;
-otherwise it is asked). The server supersedes the old certificate under its
-policy; the old local copy is removed.`,
+certificate, through the ACME account remembered by the last enroll or reissue
+on this computer. It never asks for the enterprise's password: it is the one
+command without it. The server supersedes the old certificate under its policy;
+the old local copy is removed.
+
+The server refuses the remembered account once the enterprise's password has
+changed since it was made (or the account was disabled, or an operator ended
+all access): then run zbcert enroll (or reissue) with the current password.
+With --p12 or --install, --password-stdin reads the PKCS#12 password from the
+first line of standard input.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -216,15 +251,9 @@ policy; the old local copy is removed.`,
 			if err != nil {
 				return err
 			}
-			is, err := a.issuer(ctx)
+			is, err := a.issuer()
 			if err != nil {
 				return err
-			}
-			pw := ""
-			if a.passwordStdin {
-				if pw, err = a.password(old.User()); err != nil {
-					return err
-				}
 			}
 			p12pw, err := a.p12Password(p)
 			if err != nil {
@@ -234,13 +263,7 @@ policy; the old local copy is removed.`,
 			if err != nil {
 				return err
 			}
-			chain, err := is.Obtain(ctx, old.User(), pw, key)
-			if errors.Is(err, zbcert.ErrNeedPassword) && pw == "" {
-				if pw, err = a.password(old.User()); err != nil {
-					return err
-				}
-				chain, err = is.Obtain(ctx, old.User(), pw, key)
-			}
+			chain, err := is.Renew(ctx, old.User(), key)
 			if err != nil {
 				return err
 			}
@@ -258,8 +281,9 @@ policy; the old local copy is removed.`,
 	c.Flags().StringVar(&serial, "serial", "", "the local certificate to renew (see zbcert list)")
 	c.Flags().StringVar(&user, "user", "", "renew the newest local certificate of this username")
 	c.Flags().BoolVar(&rsaKey, "rsa", false, "make an RSA-2048 key instead of ECDSA P-256")
-	c.Flags().BoolVar(&a.passwordStdin, "password-stdin", false, "read the password(s) from standard input, one per line")
+	c.Flags().BoolVar(&a.passwordStdin, "password-stdin", false, "read the PKCS#12 password (--p12, --install) from standard input; renew needs no enterprise password")
 	p.add(c)
+	a.addTimeout(c)
 	return c
 }
 

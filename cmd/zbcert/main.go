@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -43,6 +44,7 @@ type app struct {
 	configDir     string
 	langFlag      string
 	passwordStdin bool
+	timeout       time.Duration
 
 	lang   zbcert.Lang
 	home   zbcert.Home
@@ -61,7 +63,8 @@ on this computer; it replaces the legacy "root certificate and configuration too
 and the troubleshooting steps of the help page.
 
   zbcert setup --server https://ca.example:8443    install the root, remember the server
-  zbcert enroll --user USERNAME                    get a certificate (password asked)
+  zbcert enroll --user USERNAME                    get a certificate (password always asked)
+  zbcert renew                                     a new one before expiry, without the password
   zbcert list                                      local certificates, OCSP status, days left
   zbcert doctor --url https://submission-site      why does certificate login fail?
 
@@ -100,17 +103,7 @@ func (a *app) init() error {
 }
 
 // explain turns the errors users meet into their language.
-func (a *app) explain(err error) string {
-	switch {
-	case errors.Is(err, zbcert.ErrNoSetup):
-		return a.lang.T("err.nosetup")
-	case errors.Is(err, zbcert.ErrNeedPassword):
-		return a.lang.T("err.needpassword")
-	case zbcert.IsAuth(err):
-		return a.lang.T("err.auth") + " (" + err.Error() + ")"
-	}
-	return err.Error()
-}
+func (a *app) explain(err error) string { return zbcert.Explain(a.lang, err) }
 
 func (a *app) printf(key string, args ...any) {
 	fmt.Fprintln(a.stdout, a.lang.T(key, args...))

@@ -5,8 +5,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/zbca/zbca/zbcert"
 )
 
 func (a *app) revokeCmd() *cobra.Command {
@@ -29,7 +27,7 @@ deleted. Revocation is final.`,
 			if all {
 				serial = "all"
 			}
-			cfg, root, err := a.home.LoadConfig()
+			cl, err := a.client()
 			if err != nil {
 				return err
 			}
@@ -37,7 +35,7 @@ deleted. Revocation is final.`,
 			if err != nil {
 				return err
 			}
-			revoked, err := zbcert.NewClient(cfg.Server, root).Revoke(cmd.Context(), user, pw, serial, reason)
+			revoked, err := cl.Revoke(cmd.Context(), user, pw, serial, reason)
 			if err != nil {
 				return err
 			}
@@ -59,6 +57,7 @@ deleted. Revocation is final.`,
 	c.Flags().BoolVar(&all, "all", false, "revoke every active certificate of the enterprise")
 	c.Flags().StringVar(&reason, "reason", "", "unspecified, keyCompromise, affiliationChanged, superseded or cessationOfOperation")
 	c.Flags().BoolVar(&a.passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
+	a.addTimeout(c)
 	_ = c.MarkFlagRequired("user")
 	return c
 }
