@@ -82,7 +82,12 @@ type StepError struct {
 	Err     error
 }
 
-func (e *StepError) Error() string { return e.Step + ": " + e.Err.Error() }
+func (e *StepError) Error() string {
+	if e.Step == "" {
+		return e.Err.Error()
+	}
+	return e.Step + ": " + e.Err.Error()
+}
 
 func (e *StepError) Unwrap() error { return e.Err }
 

@@ -167,12 +167,12 @@ func (c *Client) post(ctx context.Context, path string, body, out any) error {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return err
+		return c.timeoutError(err)
 	}
 	defer resp.Body.Close()
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return err
+		return c.timeoutError(err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var p struct {
@@ -186,6 +186,14 @@ func (c *Client) post(ctx context.Context, path string, body, out any) error {
 		return &APIError{Status: resp.StatusCode, Detail: p.Detail}
 	}
 	return json.Unmarshal(rb, out)
+}
+
+// timeoutError names the bound a request ran out of.
+func (c *Client) timeoutError(err error) error {
+	if isTimeout(err) {
+		return &StepError{Timeout: c.HTTP.Timeout, Err: err}
+	}
+	return err
 }
 
 // EAB is an External Account Binding key from POST /api/v1/eab.
