@@ -33,7 +33,7 @@ type Enterprise struct {
 	// under an older epoch are refused.
 	CredentialEpoch int64
 	CreatedAt       time.Time
-	UpdatedAt    time.Time
+	UpdatedAt       time.Time
 }
 
 // Enterprise statuses.

@@ -31,7 +31,9 @@ YAML
 grep -v acme_rate "$w/zbca.yaml" > "$base/zbca-old.yaml"
 export ZBCA_CONFIG="$w/zbca.yaml"
 config_for() {
-	if ZBCA_CONFIG="$w/zbca.yaml" "$1" ca list 2>&1 | grep -q acme_rate; then echo "$base/zbca-old.yaml"; else echo "$w/zbca.yaml"; fi
+	local out
+	out=$(ZBCA_CONFIG="$w/zbca.yaml" "$1" ca list 2>&1 || true)
+	if [[ $out == *"field acme_rate not found"* ]]; then echo "$base/zbca-old.yaml"; else echo "$w/zbca.yaml"; fi
 }
 start() {
 	ZBCA_CONFIG=$(config_for "$1") "$1" serve > "$w/serve.out" 2> "$w/serve.err" &
