@@ -78,6 +78,31 @@ func testSharedAcross(t *testing.T, a, b *store.SQL) {
 		t.Fatalf("a session ended on one node lives on the other: %v %v", found, err)
 	}
 
+	// The operator ends access on b: a's next read of a session or an
+	// ACME account made before is refused (the credential epoch).
+	if err := a.CreateSession(ctx, "tok2", "acme", 0, now.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	e, err := a.GetEnterprise(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddEABKey(ctx, &store.EABKey{KID: "k1", HMACKey: []byte("k"), EnterpriseID: e.ID, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}, store.AuditEvent{Actor: "test", Action: "eab.issue", Subject: "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateAccountWithEAB(ctx, &store.ACMEAccount{ID: "acct", Thumbprint: "tp", JWK: "{}", EnterpriseID: e.ID, Contact: "[]", EABKID: "k1"}, time.Now(), store.AuditEvent{Actor: "test", Action: "acme.account.new", Subject: "acct"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.EndAccess(ctx, "acme", store.AuditEvent{Actor: "operator", Action: "enterprise.logout", Subject: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := a.Session(ctx, "tok2", now); err != nil || found {
+		t.Fatalf("a session lives on one node after the other ended access: %v %v", found, err)
+	}
+	if acct, err := a.GetACMEAccount(ctx, "acct"); err != nil || acct.Current() {
+		t.Fatalf("an ACME account is current on one node after the other ended access: %+v %v", acct, err)
+	}
+
 	// A nonce used on a is a replay on b.
 	if fresh, err := a.UseNonce(ctx, "nonce", now.Add(time.Minute)); err != nil || !fresh {
 		t.Fatalf("first use: %v %v", fresh, err)
