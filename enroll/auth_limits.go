@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/zbca/zbca/internal/account"
+	"github.com/zbca/zbca/internal/addrkey"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/store"
 )
@@ -305,7 +305,7 @@ func auditSubject(u string) string {
 	return string([]rune(u)[:account.MaxUsername]) + "…"
 }
 
-// ipLimiter is a token bucket per client address (ipKey), kept in the
+// ipLimiter is a token bucket per client address (addrkey.Of), kept in the
 // store so that every node draws on the same bucket. Buckets idle long
 // enough to be full again are deleted, at most once a minute per node and
 // a bounded number at a time.
@@ -334,7 +334,7 @@ func newIPLimiter(st store.RateStore, rate float64, burst int, log *slog.Logger)
 // whether this is the first refusal since the address's last allowed
 // attempt, on any node.
 func (l *ipLimiter) allow(ctx context.Context, ip string, now time.Time) (ok, first bool, err error) {
-	ok, first, err = l.st.TakeToken(ctx, ipKey(ip), now, l.rate, l.burst)
+	ok, first, err = l.st.TakeToken(ctx, addrkey.Of(ip), now, l.rate, l.burst)
 	if err != nil {
 		return false, false, err
 	}
@@ -351,27 +351,4 @@ func (l *ipLimiter) prune(ctx context.Context, now time.Time) {
 	if _, err := l.st.PruneRateBuckets(ctx, now.Add(-l.full), rateBucketPruneLimit); err != nil {
 		l.log.Warn("pruning login rate buckets", "err", err)
 	}
-}
-
-// ipKey is the bucket of an address: IPv4 addresses one by one, IPv6 by
-// /64 (what one host usually gets). Something that is not an address gets a
-// bucket of its own text.
-func ipKey(s string) string {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		ap, perr := netip.ParseAddrPort(s)
-		if perr != nil {
-			if len(s) > 64 {
-				s = s[:64]
-			}
-			return "?" + s
-		}
-		a = ap.Addr()
-	}
-	a = a.WithZone("").Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
-	}
-	return a.String()
 }

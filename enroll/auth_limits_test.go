@@ -400,25 +400,6 @@ func TestIPLimiterPrunes(t *testing.T) {
 	}
 }
 
-func TestIPKey(t *testing.T) {
-	for in, want := range map[string]string{
-		"192.0.2.1":              "192.0.2.1",
-		"192.0.2.1:5555":         "192.0.2.1",
-		"::ffff:192.0.2.1":       "192.0.2.1",
-		"2001:db8::1":            "2001:db8::/64",
-		"2001:db8::ffff:1":       "2001:db8::/64",
-		"[2001:db8:0:1::1]:443":  "2001:db8:0:1::/64",
-		"fe80::1%eth0":           "fe80::/64",
-		"":                       "?",
-		"not an address":         "?not an address",
-		strings.Repeat("x", 100): "?" + strings.Repeat("x", 64),
-	} {
-		if got := ipKey(in); got != want {
-			t.Errorf("ipKey(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestNoPasswordInAuditOrLogs: every kind of attempt, then every audit
 // row and every log line is searched for the passwords used.
 func TestNoPasswordInAuditOrLogs(t *testing.T) {
