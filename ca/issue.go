@@ -83,6 +83,11 @@ type IssueRequest struct {
 	// store.JournalEntry.ACMEOrder); an order that is not ready refuses the
 	// issuance with store.ErrOrderNotReady before anything is signed.
 	ACMEOrder string
+	// CredentialEpoch, when set, must still be the enterprise's when the
+	// serial is journaled (store.JournalEntry.CredentialEpoch), or the
+	// issuance is refused with store.ErrAccessEnded before anything is
+	// signed.
+	CredentialEpoch *int64
 }
 
 // Issued is the result of an issuance.
@@ -170,7 +175,7 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (_ *Issued, err
 	return a.sign(ctx, signJob{
 		profile: store.ProfileClient, enterpriseID: e.ID, enterprise: e.Username, actor: actor,
 		tmpl: tmpl, pub: req.CSR.PublicKey, notBefore: notBefore, notAfter: notAfter, keep: req.KeepActive,
-		spki: spkiHash(req.CSR.RawSubjectPublicKeyInfo), maxPerDay: req.MaxPerDay, acmeOrder: req.ACMEOrder,
+		spki: spkiHash(req.CSR.RawSubjectPublicKeyInfo), maxPerDay: req.MaxPerDay, acmeOrder: req.ACMEOrder, epoch: req.CredentialEpoch,
 	})
 }
 
@@ -209,6 +214,7 @@ type signJob struct {
 	spki         string
 	maxPerDay    int
 	acmeOrder    string
+	epoch        *int64
 }
 
 func spkiHash(raw []byte) string {
@@ -230,14 +236,14 @@ func (a *Authority) sign(ctx context.Context, j signJob) (*Issued, error) {
 		sh = SerialHex(serial)
 		err = a.opts.Store.JournalSerial(ctx, store.JournalEntry{
 			Serial: sh, EnterpriseID: j.enterpriseID, Profile: j.profile, Issuer: a.issuerID, Node: a.opts.Node, Boot: a.boot,
-			SPKISHA256: j.spki, MaxPerDay: j.maxPerDay, ACMEOrder: j.acmeOrder,
+			SPKISHA256: j.spki, MaxPerDay: j.maxPerDay, ACMEOrder: j.acmeOrder, CredentialEpoch: j.epoch,
 		}, store.AuditEvent{Actor: j.actor, Action: "cert.signing", Subject: sh, Details: map[string]any{
 			"profile": j.profile, "enterprise": j.enterprise, "not_after": j.notAfter, "issuer": a.m.Issuing.Name,
 		}})
 		if err == nil {
 			break
 		}
-		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.BadCSR || errors.Is(err, store.ErrOrderNotReady) {
+		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.BadCSR || k == zerr.Unauthorized || errors.Is(err, store.ErrOrderNotReady) {
 			return nil, err // refused by the policy or the order: nothing was written
 		}
 		if !errors.Is(err, zerr.Conflict) || attempt > 2 {

@@ -2,6 +2,7 @@ package enroll
 
 import (
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -75,7 +76,7 @@ func (p *Portal) apply(c echo.Context) error {
 	if err != nil {
 		return p.applyError(c, u, err)
 	}
-	iss, err := p.o.Enroll.Issue(c.Request().Context(), Request{Username: u, CSR: csr, Actor: "enterprise:" + u})
+	iss, err := p.o.Enroll.Issue(c.Request().Context(), Request{Username: u, CSR: csr, Actor: "enterprise:" + u, CredentialEpoch: p.sessionEpoch(c)})
 	if err != nil {
 		return p.applyError(c, u, err)
 	}
@@ -100,6 +101,15 @@ func (p *Portal) apply(c echo.Context) error {
 // applyError answers a refused application: JSON for the page script,
 // else the apply page again with the reason above the form.
 func (p *Portal) applyError(c echo.Context, user string, err error) error {
+	if errors.Is(err, store.ErrAccessEnded) {
+		// The password changed (or access ended) while this request was in
+		// flight: as if the session had ended before it.
+		lang, _ := c.Get("lang").(string)
+		if wantsJSON(c) {
+			return c.JSON(http.StatusUnauthorized, map[string]string{"error": text(lang, "err.session")})
+		}
+		return p.render(c, http.StatusUnauthorized, "login", &view{Page: "apply", Error: text(lang, "err.session"), Data: map[string]string{"Next": "apply"}})
+	}
 	switch zerr.KindOf(err) {
 	case zerr.BadCSR, zerr.Policy, zerr.Disabled, zerr.BadRequest:
 	default:

@@ -120,7 +120,7 @@ func (p *Portal) keygen(c echo.Context) error {
 	// a refused issuance must not cost it. The service checks again, in
 	// the transaction that journals the serial.
 	if err := p.keygenPolicy(c.Request().Context(), u); err != nil {
-		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.Disabled {
+		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.Disabled || k == zerr.Unauthorized {
 			_, msg := p.errorText(c, err)
 			return p.render(c, http.StatusForbidden, "keygen", &view{User: u, Error: msg, Data: map[string]any{"Enabled": true}})
 		}
@@ -138,7 +138,7 @@ func (p *Portal) keygen(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	iss, err := p.o.Enroll.Issue(c.Request().Context(), Request{Username: u, CSR: csr, Actor: "enterprise:" + u})
+	iss, err := p.o.Enroll.Issue(c.Request().Context(), Request{Username: u, CSR: csr, Actor: "enterprise:" + u, CredentialEpoch: p.sessionEpoch(c)})
 	if err != nil {
 		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.Disabled {
 			_, msg := p.errorText(c, err)

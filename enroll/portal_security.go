@@ -153,22 +153,23 @@ func (s *sessions) prune(ctx context.Context, now time.Time) {
 	}
 }
 
-// get returns the session's username, or "" when it is unknown or expired.
-// A store that cannot answer counts as "not logged in" (the login form
-// again), with a warning, rather than an error page on every page.
-func (s *sessions) get(ctx context.Context, token string) string {
+// get returns the session's username and credential epoch, or "" when it
+// is unknown, expired or ended. A store that cannot answer counts as "not
+// logged in" (the login form again), with a warning, rather than an error
+// page on every page.
+func (s *sessions) get(ctx context.Context, token string) (string, int64) {
 	if !tokenLike(token) {
-		return ""
+		return "", 0
 	}
-	u, found, err := s.st.Session(ctx, token, s.now())
+	u, epoch, found, err := s.st.Session(ctx, token, s.now())
 	if err != nil {
 		s.log.Warn("reading portal session", "err", err)
-		return ""
+		return "", 0
 	}
 	if !found {
-		return ""
+		return "", 0
 	}
-	return u
+	return u, epoch
 }
 
 // delete ends a session (logout, or a new login replacing it). A failure
@@ -186,14 +187,25 @@ func (s *sessions) delete(ctx context.Context, token string) {
 // user returns the logged-in enterprise's username, or "". The answer is
 // kept for the rest of the request: a page asks more than once.
 func (p *Portal) user(c echo.Context) string {
-	const key = "portal.user"
+	const key, epochKey = "portal.user", "portal.epoch"
 	if u, ok := c.Get(key).(string); ok {
 		return u
 	}
-	u := ""
+	u, epoch := "", int64(0)
 	if ck, err := c.Cookie(sessionCookie); err == nil {
-		u = p.sessions.get(c.Request().Context(), ck.Value)
+		u, epoch = p.sessions.get(c.Request().Context(), ck.Value)
 	}
 	c.Set(key, u)
+	c.Set(epochKey, epoch)
 	return u
+}
+
+// sessionEpoch is the credential epoch of the request's session (after
+// user): an issuance passes it on, so that a passwd, disable or logout
+// that commits while the request is in flight stops it
+// (store.ErrAccessEnded).
+func (p *Portal) sessionEpoch(c echo.Context) *int64 {
+	p.user(c)
+	e, _ := c.Get("portal.epoch").(int64)
+	return &e
 }

@@ -339,9 +339,9 @@ func (f *failingSessions) CreateSession(ctx context.Context, token, username str
 	return f.PortalStore.CreateSession(ctx, token, username, epoch, expires)
 }
 
-func (f *failingSessions) Session(ctx context.Context, token string, now time.Time) (string, bool, error) {
+func (f *failingSessions) Session(ctx context.Context, token string, now time.Time) (string, int64, bool, error) {
 	if f.fail {
-		return "", false, errDatabaseDown
+		return "", 0, false, errDatabaseDown
 	}
 	return f.PortalStore.Session(ctx, token, now)
 }

@@ -54,6 +54,11 @@ type Request struct {
 	// ACMEOrder is the ACME order this issuance finalizes, if any (see
 	// ca.IssueRequest.ACMEOrder).
 	ACMEOrder string
+	// CredentialEpoch, when set, is the enterprise's credential epoch under
+	// which the requester proved the password: the issuance is refused
+	// (store.ErrAccessEnded) unless it is still current when the serial is
+	// journaled. Every path of an enterprise sets it; the operator's don't.
+	CredentialEpoch *int64
 }
 
 // Issue applies the policy and issues. Refusals are typed: zerr.BadCSR for
@@ -87,7 +92,7 @@ func (s *Service) Issue(ctx context.Context, r Request) (*ca.Issued, error) {
 	// the transaction that journals the serial: atomic, so concurrent
 	// requests cannot both pass, and a refusal writes nothing.
 	iss, err := s.CA.Issue(ctx, ca.IssueRequest{CSR: r.CSR, Username: r.Username, Actor: r.Actor, KeepActive: p.MaxActive, MaxPerDay: p.MaxPerDay,
-		Enterprise: e, ACMEOrder: r.ACMEOrder})
+		Enterprise: e, ACMEOrder: r.ACMEOrder, CredentialEpoch: r.CredentialEpoch})
 	if err != nil {
 		return nil, err
 	}

@@ -312,6 +312,9 @@ const (
 	qOrderProcessing = `UPDATE acme_orders SET status = 'processing', serial = ?, updated_at = ? WHERE id = ? AND status = 'ready' AND expires_at > ?`
 	qOrderValid      = `UPDATE acme_orders SET status = 'valid', updated_at = ? WHERE serial = ? AND status = 'processing'`
 	qOrderFailed     = `UPDATE acme_orders SET status = 'invalid', error = ?, updated_at = ? WHERE serial = ? AND status = 'processing'`
+	// qEnterpriseCurrent: the enterprise is active and at the credential
+	// epoch the requester proved its password under.
+	qEnterpriseCurrent = `SELECT 1 FROM enterprises WHERE id = ? AND status = 'active' AND credential_epoch = ?`
 )
 
 // processOrderTx moves j's ACME order, if any, from ready to processing
@@ -339,10 +342,25 @@ const (
 	qIssuedToday = `SELECT COUNT(*) FROM (SELECT 1 FROM issuance_journal WHERE enterprise_id = ? AND profile = 'client' AND state <> 'failed' AND created_at >= ? LIMIT ?) AS recent`
 )
 
+// ErrAccessEnded refuses an issuance whose requester proved a password
+// that the enterprise has changed since, or whose access was ended or
+// disabled since (JournalEntry.CredentialEpoch). Nothing was written.
+var ErrAccessEnded = zerr.New(zerr.Unauthorized, "the enterprise's password was changed or its access ended since this login: prove the current password again")
+
 // checkJournalPolicy enforces, inside the journaling transaction, the
 // policy that concurrent requests could otherwise both pass: a key belongs
 // to one enterprise, and the daily limit.
 func checkJournalPolicy(ctx context.Context, w *wtx, j *JournalEntry) error {
+	if j.CredentialEpoch != nil {
+		var one int
+		err := w.queryRow(ctx, qEnterpriseCurrent, j.EnterpriseID, *j.CredentialEpoch).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrAccessEnded
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if j.SPKISHA256 != "" && j.EnterpriseID != 0 {
 		var one int
 		err := w.queryRow(ctx, qKeyOwnedElsewhere, j.SPKISHA256, j.EnterpriseID).Scan(&one)

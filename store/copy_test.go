@@ -187,7 +187,7 @@ func TestCopySQLiteToPostgres(t *testing.T) {
 		t.Fatalf("NextCRLNumber: %d %v, want 4", n, err)
 	}
 	// Transient state stays behind; the destination makes its own secret.
-	if _, found, err := dst.Session(ctx, "session-token", time.Now()); err != nil || found {
+	if _, _, found, err := dst.Session(ctx, "session-token", time.Now()); err != nil || found {
 		t.Fatalf("session copied: %v %v", found, err)
 	}
 	if fresh, err := dst.UseNonce(ctx, "used-nonce", time.Now().Add(time.Hour)); err != nil || !fresh {

@@ -27,10 +27,11 @@ type SessionStore interface {
 	// enterprise's credential epoch epoch, that lasts until expires;
 	// zerr.Conflict if the token exists (tokens are random).
 	CreateSession(ctx context.Context, token, username string, epoch int64, expires time.Time) error
-	// Session returns the username of the session token; found is false
-	// when there is no such session, it has expired at now, or its
-	// enterprise is disabled or has moved to another credential epoch.
-	Session(ctx context.Context, token string, now time.Time) (username string, found bool, err error)
+	// Session returns the username of the session token and the
+	// credential epoch it was made under; found is false when there is no
+	// such session, it has expired at now, or its enterprise is disabled
+	// or has moved to another credential epoch.
+	Session(ctx context.Context, token string, now time.Time) (username string, epoch int64, found bool, err error)
 	// DeleteSession ends a session; an unknown token is not an error.
 	DeleteSession(ctx context.Context, token string) error
 	// PruneSessions deletes up to limit sessions that expired before
@@ -108,21 +109,22 @@ func (s *SQL) CreateSession(ctx context.Context, token, username string, epoch i
 }
 
 // Session implements SessionStore.
-func (s *SQL) Session(ctx context.Context, token string, now time.Time) (string, bool, error) {
+func (s *SQL) Session(ctx context.Context, token string, now time.Time) (string, int64, bool, error) {
 	var u string
+	var epoch int64
 	// The session counts only while its enterprise is active and has the
 	// credential epoch the session was made under (EnterpriseWriter): a
 	// passwd, disable or EndAccess ends it on every node at once.
-	err := s.r.QueryRowContext(ctx, `SELECT s.username FROM portal_sessions s JOIN enterprises e ON e.username = s.username
+	err := s.r.QueryRowContext(ctx, `SELECT s.username, s.epoch FROM portal_sessions s JOIN enterprises e ON e.username = s.username
 		WHERE s.token_hash = ? AND s.expires_at > ? AND e.credential_epoch = s.epoch AND e.status = 'active'`,
-		sessionKey(token), nanos(now)).Scan(&u)
+		sessionKey(token), nanos(now)).Scan(&u, &epoch)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
+		return "", 0, false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("reading session: %w", err)
+		return "", 0, false, fmt.Errorf("reading session: %w", err)
 	}
-	return u, true, nil
+	return u, epoch, true, nil
 }
 
 // DeleteSession implements SessionStore.

@@ -68,13 +68,13 @@ func testSharedAcross(t *testing.T, a, b *store.SQL) {
 	if err := a.CreateSession(ctx, "tok", "acme", 0, now.Add(10*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if u, found, err := b.Session(ctx, "tok", now); err != nil || !found || u != "acme" {
+	if u, _, found, err := b.Session(ctx, "tok", now); err != nil || !found || u != "acme" {
 		t.Fatalf("session on the other node: %q %v %v", u, found, err)
 	}
 	if err := b.DeleteSession(ctx, "tok"); err != nil {
 		t.Fatal(err)
 	}
-	if _, found, err := a.Session(ctx, "tok", now); err != nil || found {
+	if _, _, found, err := a.Session(ctx, "tok", now); err != nil || found {
 		t.Fatalf("a session ended on one node lives on the other: %v %v", found, err)
 	}
 
@@ -96,7 +96,7 @@ func testSharedAcross(t *testing.T, a, b *store.SQL) {
 	if _, err := b.EndAccess(ctx, "acme", store.AuditEvent{Actor: "operator", Action: "enterprise.logout", Subject: "acme"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, found, err := a.Session(ctx, "tok2", now); err != nil || found {
+	if _, _, found, err := a.Session(ctx, "tok2", now); err != nil || found {
 		t.Fatalf("a session lives on one node after the other ended access: %v %v", found, err)
 	}
 	if acct, err := a.GetACMEAccount(ctx, "acct"); err != nil || acct.Current() {

@@ -87,6 +87,13 @@ type JournalEntry struct {
 	// order valid, failing the serial makes it invalid, each in the same
 	// transaction.
 	ACMEOrder string
+	// CredentialEpoch, when set, is the enterprise's credential epoch under
+	// which the requester proved the password (its ACME account's, its
+	// portal session's): in the journaling transaction the enterprise must
+	// still be active and at that epoch, or the serial is refused with
+	// ErrAccessEnded. A passwd, disable or logout that commits before the
+	// serial is journaled stops the issuance.
+	CredentialEpoch *int64
 }
 
 // Certificate is an issued certificate.

@@ -164,8 +164,13 @@ func (s *Server) finalize(c echo.Context) error {
 		return badCSR(err.Error())
 	}
 	ctx := c.Request().Context()
-	iss, err := s.o.Enroll.Issue(ctx, enroll.Request{Username: req.account.Username, CSR: csr, Actor: "acme:" + req.account.ID, ACMEOrder: o.ID})
+	iss, err := s.o.Enroll.Issue(ctx, enroll.Request{Username: req.account.Username, CSR: csr, Actor: "acme:" + req.account.ID, ACMEOrder: o.ID,
+		CredentialEpoch: &req.account.Epoch})
 	switch {
+	case errors.Is(err, store.ErrAccessEnded):
+		// A passwd, disable or logout committed while this request was in
+		// flight: nothing was journaled, the order stays ready for nobody.
+		return accessEnded()
 	case errors.Is(err, store.ErrOrderNotReady):
 		return orderNotReady("the order is being finalized or was finalized")
 	case err != nil && (zerr.KindOf(err) == zerr.BadCSR || zerr.KindOf(err) == zerr.Policy):

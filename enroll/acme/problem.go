@@ -58,9 +58,16 @@ func staleAccount(a *store.ACMEAccount) *Problem {
 	case a.EnterpriseStatus != store.StatusActive:
 		return unauthorized("企业账户已被停用，请联系证书管理员。 / The enterprise account is disabled: ask the CA's operator.")
 	default:
-		return unauthorized("此 ACME 账户是在企业修改密码或被终止访问之前创建的，已失效：请使用用户名和当前密码重新申请（zbcert enroll）。" +
-			" / This ACME account was made before the enterprise's password was changed or its access was ended: enroll again with the username and the current password (zbcert enroll).")
+		return accessEnded()
 	}
+}
+
+// accessEnded is the refusal of an account made under an older credential
+// epoch, also when the change commits while its finalize is in flight
+// (store.ErrAccessEnded).
+func accessEnded() *Problem {
+	return unauthorized("此 ACME 账户是在企业修改密码或被终止访问之前创建的，已失效：请使用用户名和当前密码重新申请（zbcert enroll）。" +
+		" / This ACME account was made before the enterprise's password was changed or its access was ended: enroll again with the username and the current password (zbcert enroll).")
 }
 
 // toProblem maps a core error to its ACME problem: the one mapping at the

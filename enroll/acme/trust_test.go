@@ -326,3 +326,50 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("after a second: %d", r.Code)
 	}
 }
+
+// changeDuringFinalize is the store as the enrollment service sees it,
+// with an operator's change committing between the account's check and
+// the journaling of the serial: the race of a passwd with a finalize in
+// flight.
+type changeDuringFinalize struct {
+	enroll.PolicyStore
+	change func()
+}
+
+func (s *changeDuringFinalize) GetEnterprise(ctx context.Context, u string) (*store.Enterprise, error) {
+	if s.change != nil {
+		s.change()
+		s.change = nil
+	}
+	return s.PolicyStore.GetEnterprise(ctx, u)
+}
+
+// TestPasswdDuringFinalize: a passwd that commits after the finalize
+// request was verified, and before its serial is journaled, stops it: no
+// serial, no certificate, the same refusal as for an old account.
+func TestPasswdDuringFinalize(t *testing.T) {
+	e := newTestEnv(t, enroll.Policy{MaxActive: 1, MaxPerDay: 100})
+	a := e.account(t, "alpha")
+	o := e.order(t, a, "alpha")
+	e.es.Store = &changeDuringFinalize{PolicyStore: e.st, change: func() {
+		if err := e.st.SetPasswordHash(context.Background(), "alpha", "new", store.AuditEvent{Actor: "operator", Action: "enterprise.passwd", Subject: "alpha"}); err != nil {
+			t.Error(err)
+		}
+	}}
+	before := e.count(t)
+	var journal int
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM issuance_journal`).Scan(&journal); err != nil {
+		t.Fatal(err)
+	}
+	p := wantProblem(t, e.post(t, a, o.Finalize, csrPayload(mustCSR(t))), http.StatusForbidden, "unauthorized")
+	if !strings.Contains(p.Detail, "enroll again") {
+		t.Errorf("detail %q", p.Detail)
+	}
+	if after := e.count(t); after.Certs != before.Certs {
+		t.Fatal("a certificate was issued after the password changed")
+	}
+	var journal2 int
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM issuance_journal`).Scan(&journal2); err != nil || journal2 != journal {
+		t.Fatalf("a serial was journaled (%d → %d, %v)", journal, journal2, err)
+	}
+}

@@ -96,6 +96,35 @@ func testCredentialEpoch(t *testing.T, h Harness) {
 		t.Errorf("EndAccess of an unknown enterprise: %v", err)
 	}
 
+	// An issuance whose requester proved the password under an older
+	// epoch is refused in the journaling transaction, with nothing
+	// written: a change that commits while a finalize is in flight stops
+	// it.
+	stale, cur := int64(2), int64(3)
+	before := auditCount(t, s)
+	j := store.JournalEntry{Serial: "e1", EnterpriseID: e.ID, Profile: store.ProfileClient, Issuer: "aa", Node: "n1", Boot: "b1", CredentialEpoch: &stale}
+	if err := s.JournalSerial(ctx, j, ev("cert.signing", j.Serial)); !errors.Is(err, store.ErrAccessEnded) {
+		t.Errorf("journaling under an old epoch: %v, want ErrAccessEnded", err)
+	}
+	if _, err := s.GetJournal(ctx, "e1"); !errors.Is(err, zerr.NotFound) || auditCount(t, s) != before {
+		t.Errorf("a refused serial left a journal entry (%v) or an audit entry", err)
+	}
+	j.CredentialEpoch = &cur
+	if err := s.JournalSerial(ctx, j, ev("cert.signing", j.Serial)); err != nil {
+		t.Errorf("journaling under the current epoch: %v", err)
+	}
+	if err := s.SetEnterpriseStatus(ctx, "acme", store.StatusDisabled, ev("enterprise.disable", "acme")); err != nil {
+		t.Fatal(err)
+	}
+	next := int64(4)
+	j.Serial, j.CredentialEpoch = "e2", &next
+	if err := s.JournalSerial(ctx, j, ev("cert.signing", j.Serial)); !errors.Is(err, store.ErrAccessEnded) {
+		t.Errorf("journaling for a disabled enterprise at its epoch: %v, want ErrAccessEnded", err)
+	}
+	if err := s.SetEnterpriseStatus(ctx, "acme", store.StatusActive, ev("enterprise.enable", "acme")); err != nil {
+		t.Fatal(err)
+	}
+
 	list, err := s.ListACMEAccounts(ctx, e.ID)
 	if err != nil {
 		t.Fatal(err)

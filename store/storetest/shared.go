@@ -85,7 +85,7 @@ func testSessions(t *testing.T, s SharedStore, count func(q string) int64) {
 		{"unknown", t0, ""},
 		{"", t0, ""},
 	} {
-		u, found, err := s.Session(ctx, tc.token, tc.at)
+		u, _, found, err := s.Session(ctx, tc.token, tc.at)
 		if err != nil || u != tc.want || found != (tc.want != "") {
 			t.Errorf("Session(%q, %v) = %q, %v, %v; want %q", tc.token, tc.at, u, found, err, tc.want)
 		}
@@ -94,7 +94,7 @@ func testSessions(t *testing.T, s SharedStore, count func(q string) int64) {
 	if err := s.DeleteSession(ctx, "token-b"); err != nil {
 		t.Fatal(err)
 	}
-	if _, found, _ := s.Session(ctx, "token-b", t0); found {
+	if _, _, found, _ := s.Session(ctx, "token-b", t0); found {
 		t.Error("a deleted session is still found")
 	}
 	if err := s.DeleteSession(ctx, "never-was"); err != nil {
@@ -112,7 +112,7 @@ func testSessions(t *testing.T, s SharedStore, count func(q string) int64) {
 	if n, err := s.PruneSessions(ctx, t0.Add(time.Minute), 0); err != nil || n != 2 {
 		t.Fatalf("PruneSessions(no limit) = %d, %v; want the 2 other expired ones", n, err)
 	}
-	if u, _, _ := s.Session(ctx, "token-a", t0); u != "acme" {
+	if u, _, _, _ := s.Session(ctx, "token-a", t0); u != "acme" {
 		t.Error("pruning removed a live session")
 	}
 	// A session of an older credential epoch, or of a disabled
@@ -123,13 +123,13 @@ func testSessions(t *testing.T, s SharedStore, count func(q string) int64) {
 	if err := s.SetEnterpriseStatus(ctx, "beta", store.StatusDisabled, ev("enterprise.disable", "beta")); err != nil {
 		t.Fatal(err)
 	}
-	if _, found, _ := s.Session(ctx, "token-c", t0); found {
+	if _, _, found, _ := s.Session(ctx, "token-c", t0); found {
 		t.Error("a session of a disabled enterprise is found")
 	}
 	if err := s.SetEnterpriseStatus(ctx, "beta", store.StatusActive, ev("enterprise.enable", "beta")); err != nil {
 		t.Fatal(err)
 	}
-	if _, found, _ := s.Session(ctx, "token-c", t0); found {
+	if _, _, found, _ := s.Session(ctx, "token-c", t0); found {
 		t.Error("enable revived a session made before disable")
 	}
 	if err := s.CreateSession(ctx, "token-d", "acme", 0, t0.Add(time.Hour)); err != nil {
@@ -139,14 +139,14 @@ func testSessions(t *testing.T, s SharedStore, count func(q string) int64) {
 		t.Fatal(err)
 	}
 	for _, tok := range []string{"token-a", "token-d"} {
-		if _, found, _ := s.Session(ctx, tok, t0); found {
+		if _, _, found, _ := s.Session(ctx, tok, t0); found {
 			t.Errorf("session %s lives after EndAccess", tok)
 		}
 	}
 	if err := s.CreateSession(ctx, "token-e", "acme", 1, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if u, found, _ := s.Session(ctx, "token-e", t0); !found || u != "acme" {
+	if u, epoch, found, _ := s.Session(ctx, "token-e", t0); !found || u != "acme" || epoch != 1 {
 		t.Error("a session of the current epoch is not found")
 	}
 }
