@@ -19,6 +19,7 @@ type EABKey struct {
 	Epoch     int64
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	UsedAt    time.Time // zero: unused (filled by GetEABKey)
 }
 
 // ACMEAccount is an ACME account bound to an enterprise.
@@ -120,13 +121,16 @@ func (s *SQL) AddEABKey(ctx context.Context, k *EABKey, ev AuditEvent) error {
 // GetEABKey implements ACMEStore.
 func (s *SQL) GetEABKey(ctx context.Context, kid string) (*EABKey, error) {
 	var k EABKey
-	var c, e int64
-	err := s.r.QueryRowContext(ctx, `SELECT kid, hmac_key, enterprise_id, epoch, created_at, expires_at FROM eab_keys WHERE kid = ?`, kid).
-		Scan(&k.KID, &k.HMACKey, &k.EnterpriseID, &k.Epoch, &c, &e)
+	var c, e, u int64
+	err := s.r.QueryRowContext(ctx, `SELECT kid, hmac_key, enterprise_id, epoch, created_at, expires_at, used_at FROM eab_keys WHERE kid = ?`, kid).
+		Scan(&k.KID, &k.HMACKey, &k.EnterpriseID, &k.Epoch, &c, &e, &u)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("EAB key", kid)
 	}
 	k.CreatedAt, k.ExpiresAt = fromNanos(c), fromNanos(e)
+	if u != 0 {
+		k.UsedAt = fromNanos(u)
+	}
 	return &k, err
 }
 

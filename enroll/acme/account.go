@@ -31,58 +31,64 @@ func (s *Server) writeAccount(c echo.Context, a *store.ACMEAccount, code int) er
 }
 
 // newAccount (RFC 8555 §7.3) requires External Account Binding (§7.3.4):
-// the EAB key binds the account to the enterprise that obtained it.
+// the EAB key binds the account to the enterprise that obtained it. The
+// binding is checked, read-only, before the nonce is spent: a request with
+// no usable EAB key writes nothing.
 func (s *Server) newAccount(c echo.Context) error {
-	req, err := s.verify(c, byJWK)
-	if err != nil {
-		return err
-	}
+	ctx := c.Request().Context()
 	var p struct {
 		Contact              []string        `json:"contact"`
 		TermsOfServiceAgreed bool            `json:"termsOfServiceAgreed"`
 		OnlyReturnExisting   bool            `json:"onlyReturnExisting"`
 		EAB                  json.RawMessage `json:"externalAccountBinding"`
 	}
-	if err := strictJSON(req.payload, &p); err != nil {
+	var existing *store.ACMEAccount
+	var tp string
+	var key *store.EABKey
+	req, err := s.verifyWith(c, byJWK, func(req *request) error {
+		if err := strictJSON(req.payload, &p); err != nil {
+			return err
+		}
+		var err error
+		if existing, tp, err = s.lookupAccountByKey(ctx, req.jwk); err != nil {
+			return err
+		}
+		switch {
+		case existing != nil && !existing.Current():
+			// An account that may no longer act is not reported valid.
+			return staleAccount(existing)
+		case existing != nil:
+			return nil
+		case p.OnlyReturnExisting:
+			return accountDoesNotExist("no account has this key")
+		case len(p.EAB) == 0 || string(p.EAB) == "null":
+			return eabRequired("an external account binding is required: get one with your username and password at POST /api/v1/eab")
+		}
+		for _, ct := range p.Contact {
+			if len(ct) > 256 || len(p.Contact) > 4 {
+				return malformed("too many or too long contacts")
+			}
+		}
+		key, err = s.checkEAB(c, p.EAB, tp)
 		return err
-	}
-	existing, tp, err := s.lookupAccountByKey(c.Request().Context(), req.jwk)
+	})
 	if err != nil {
 		return err
 	}
 	if existing != nil {
 		return s.writeAccount(c, existing, http.StatusOK)
 	}
-	if p.OnlyReturnExisting {
-		return accountDoesNotExist("no account has this key")
-	}
-	if len(p.EAB) == 0 || string(p.EAB) == "null" {
-		return eabRequired("an external account binding is required: get one with your username and password at POST /api/v1/eab")
-	}
-	kid, err := s.checkEAB(c, p.EAB, tp)
-	if err != nil {
-		return err
-	}
-	key, err := s.o.Store.GetEABKey(c.Request().Context(), kid)
-	if err != nil {
-		return unauthorized("unknown external account binding key")
-	}
-	for _, ct := range p.Contact {
-		if len(ct) > 256 || len(p.Contact) > 4 {
-			return malformed("too many or too long contacts")
-		}
-	}
 	contact, _ := json.Marshal(p.Contact)
 	if p.Contact == nil {
 		contact = []byte("[]")
 	}
 	jwkJSON, _ := req.jwk.MarshalJSON()
-	a := &store.ACMEAccount{ID: randomID(), Thumbprint: tp, JWK: string(jwkJSON), EnterpriseID: key.EnterpriseID, Contact: string(contact), EABKID: kid}
-	err = s.o.Store.CreateAccountWithEAB(c.Request().Context(), a, s.o.Now(), store.AuditEvent{Actor: "acme", Action: "acme.account.new", Subject: a.ID,
-		Details: map[string]any{"enterprise_id": key.EnterpriseID, "eab_kid": kid, "thumbprint": tp}})
+	a := &store.ACMEAccount{ID: randomID(), Thumbprint: tp, JWK: string(jwkJSON), EnterpriseID: key.EnterpriseID, Contact: string(contact), EABKID: key.KID}
+	err = s.o.Store.CreateAccountWithEAB(ctx, a, s.o.Now(), store.AuditEvent{Actor: "acme", Action: "acme.account.new", Subject: a.ID,
+		Details: map[string]any{"enterprise_id": key.EnterpriseID, "eab_kid": key.KID, "thumbprint": tp}})
 	if errors.Is(err, zerr.Conflict) {
 		// Created meanwhile by a concurrent request with the same key.
-		if existing, _, lerr := s.lookupAccountByKey(c.Request().Context(), req.jwk); lerr == nil && existing != nil {
+		if existing, _, lerr := s.lookupAccountByKey(ctx, req.jwk); lerr == nil && existing != nil {
 			return s.writeAccount(c, existing, http.StatusOK)
 		}
 	}
@@ -94,43 +100,58 @@ func (s *Server) newAccount(c echo.Context) error {
 }
 
 // checkEAB verifies the inner JWS of an external account binding: HS256/384/
-// 512 by the EAB key, url = newAccount URL, payload = the account key.
-func (s *Server) checkEAB(c echo.Context, raw json.RawMessage, outerThumbprint string) (string, error) {
+// 512 by the EAB key, url = newAccount URL, payload = the account key; and
+// that the key can still make an account: unused, unexpired, of its
+// enterprise's current credential epoch, the enterprise active. It only
+// reads: the store consumes the key with the same conditions when it makes
+// the account.
+func (s *Server) checkEAB(c echo.Context, raw json.RawMessage, outerThumbprint string) (*store.EABKey, error) {
 	jws, h, err := parseJWS(raw, []jose.SignatureAlgorithm{jose.HS256, jose.HS384, jose.HS512})
 	if err != nil {
 		if p, ok := err.(*Problem); ok {
 			p.Detail = "externalAccountBinding: " + p.Detail
 		}
-		return "", err
+		return nil, err
 	}
 	url, _ := h.ExtraHeaders[jose.HeaderKey("url")].(string)
 	switch {
 	case h.Nonce != "":
-		return "", malformed("externalAccountBinding must not carry a nonce")
+		return nil, malformed("externalAccountBinding must not carry a nonce")
 	case h.JSONWebKey != nil:
-		return "", malformed("externalAccountBinding must not carry a jwk")
+		return nil, malformed("externalAccountBinding must not carry a jwk")
 	case url != s.requestURL(c):
-		return "", unauthorized("externalAccountBinding url is not the newAccount URL")
+		return nil, unauthorized("externalAccountBinding url is not the newAccount URL")
 	case h.KeyID == "":
-		return "", malformed("externalAccountBinding has no kid")
+		return nil, malformed("externalAccountBinding has no kid")
 	}
 	key, err := s.o.Store.GetEABKey(c.Request().Context(), h.KeyID)
 	if err != nil {
-		return "", unauthorized("unknown external account binding key")
+		return nil, unauthorized("unknown external account binding key")
 	}
 	payload, err := jws.Verify(key.HMACKey)
 	if err != nil {
-		return "", unauthorized("externalAccountBinding signature does not verify")
+		return nil, unauthorized("externalAccountBinding signature does not verify")
 	}
 	var inner jose.JSONWebKey
 	if err := inner.UnmarshalJSON(payload); err != nil {
-		return "", malformed("externalAccountBinding payload is not a JWK")
+		return nil, malformed("externalAccountBinding payload is not a JWK")
 	}
 	tp, err := thumbprint(&inner)
 	if err != nil || tp != outerThumbprint {
-		return "", unauthorized("externalAccountBinding binds another key")
+		return nil, unauthorized("externalAccountBinding binds another key")
 	}
-	return h.KeyID, nil
+	if !key.UsedAt.IsZero() || !s.o.Now().Before(key.ExpiresAt) {
+		return nil, unauthorized("the external account binding key was used or has expired: get a new one at POST /api/v1/eab")
+	}
+	e, err := s.o.Store.GetEnterpriseByID(c.Request().Context(), key.EnterpriseID)
+	if err != nil && !errors.Is(err, zerr.NotFound) {
+		return nil, err
+	}
+	if err != nil || e.Status != store.StatusActive || e.CredentialEpoch != key.Epoch {
+		return nil, unauthorized("此绑定密钥是在企业修改密码或被终止访问之前获取的，已失效：请用当前密码重新获取。" +
+			" / The external account binding key was obtained before the enterprise's password was changed or its access was ended: get a new one with the current password.")
+	}
+	return key, nil
 }
 
 // account: POST-as-GET, contact update, deactivation (RFC 8555 §7.3.2, 7.3.6).
@@ -184,11 +205,15 @@ func (s *Server) keyChange(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	jws, err := jose.ParseSignedJSON(string(req.payload), accountAlgs)
-	if err != nil || len(jws.Signatures) != 1 {
-		return malformed("the keyChange payload is not a JWS")
+	// The inner JWS is read as strictly as the outer one (parseJWS).
+	jws, hp, err := parseJWS(req.payload, accountAlgs)
+	if err != nil {
+		if p, ok := err.(*Problem); ok {
+			p.Detail = "the keyChange payload: " + p.Detail
+		}
+		return err
 	}
-	hdr := jws.Signatures[0].Protected
+	hdr := *hp
 	if hdr.JSONWebKey == nil || hdr.KeyID != "" || !hdr.JSONWebKey.IsPublic() {
 		return malformed("the inner JWS must carry the new key as jwk")
 	}

@@ -55,6 +55,14 @@ type request struct {
 // the body. The nonce is consumed only once the signature has verified:
 // a request that does not prove a key writes nothing.
 func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
+	return s.verifyWith(c, mode, nil)
+}
+
+// verifyWith is verify with the resource's own read-only checks (pre) run
+// after the signature and before the nonce is spent: a request that pre
+// refuses (newAccount without a usable EAB key, revokeCert by a key that
+// is not the certificate's) writes nothing either.
+func (s *Server) verifyWith(c echo.Context, mode keyMode, pre func(*request) error) (*request, error) {
 	r := c.Request()
 	if ct := r.Header.Get("Content-Type"); ct != "application/jose+json" {
 		return nil, &Problem{Type: ns + "malformed", Status: http.StatusUnsupportedMediaType, Detail: "Content-Type must be application/jose+json"}
@@ -111,6 +119,17 @@ func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
 	if want := s.requestURL(c); url != want {
 		return nil, unauthorized("the url header " + quote(url) + " is not the request URL " + quote(want))
 	}
+	if a := req.account; a != nil && !a.Current() {
+		return nil, staleAccount(a)
+	}
+	req.url = url
+	req.payload = payload
+	req.postAsGet = len(payload) == 0
+	if pre != nil {
+		if err := pre(req); err != nil {
+			return nil, err
+		}
+	}
 	fresh, err := s.nonces.use(r.Context(), h.Nonce)
 	if err != nil {
 		return nil, err
@@ -118,12 +137,6 @@ func (s *Server) verify(c echo.Context, mode keyMode) (*request, error) {
 	if !fresh {
 		return nil, badNonce("the nonce is unknown, used or expired")
 	}
-	if a := req.account; a != nil && !a.Current() {
-		return nil, staleAccount(a)
-	}
-	req.url = url
-	req.payload = payload
-	req.postAsGet = len(payload) == 0
 	return req, nil
 }
 

@@ -93,6 +93,11 @@ func TestKeyChange(t *testing.T) {
 			{"inner HS256", func() any {
 				payload := marshalPayload(t, map[string]any{"account": a.kid, "oldKey": json.RawMessage(a.jwkJSON(t))})
 				return json.RawMessage(signJWS(t, jose.HS256, make([]byte, 32), hdr{url: u, extra: map[string]any{"jwk": json.RawMessage(next.jwkJSON(t))}}, payload))
+			}, 400, "badSignatureAlgorithm"},
+			{"inner JWS with an unsigned member", func() any {
+				payload := marshalPayload(t, map[string]any{"account": a.kid, "oldKey": json.RawMessage(a.jwkJSON(t))})
+				inner := signJWS(t, next.alg, next.signer, hdr{url: u, jwk: true}, payload)
+				return json.RawMessage(forge(inner, `"Protected":"e30"`))
 			}, 400, "malformed"},
 			{"payload not a JWS", func() any { return map[string]any{"account": a.kid} }, 400, "malformed"},
 			{"POST-as-GET", func() any { return nil }, 400, "malformed"},

@@ -127,8 +127,14 @@ func TestSignatureBeforeNonce(t *testing.T) {
 	e := newTestEnv(t, enroll.Policy{})
 	victim := e.account(t, "alpha")
 	stranger := newKey(t, jose.ES256)
-	newOrder, newAccount := e.url("/acme/new-order"), e.url("/acme/new-account")
+	newOrder, newAccount, revokeURL := e.url("/acme/new-order"), e.url("/acme/new-account"), e.url("/acme/revoke-cert")
 	order := marshalPayload(t, map[string]any{"identifiers": []identifier{{"enterprise", "alpha"}}})
+	_, cert, _ := e.issue(t, victim, "alpha")
+	certB64 := base64.RawURLEncoding.EncodeToString(cert.Raw)
+	// An EAB key already spent on an account.
+	usedKID, usedHK := e.addEAB(t, "alpha", time.Now().Add(10*time.Minute))
+	spender := newKey(t, jose.ES256)
+	wantStatus(t, e.post(t, spender, newAccount, newAccountReq{TermsOfServiceAgreed: true, EAB: eabJWS(t, jose.HS256, usedHK, usedKID, newAccount, spender.jwkJSON(t))}), http.StatusCreated)
 	for _, tc := range []struct {
 		name, url, typ string
 		status         int
@@ -154,6 +160,25 @@ func TestSignatureBeforeNonce(t *testing.T) {
 		}},
 		{"right key, wrong url", newOrder, "unauthorized", http.StatusForbidden, func(n string) []byte {
 			return signJWS(t, victim.alg, victim.signer, hdr{nonce: n, url: e.url("/acme/new-account"), kid: victim.kid}, order)
+		}},
+		// Signed, but by a key that proves nothing: a fresh key with no
+		// usable EAB key, a stranger revoking someone's certificate.
+		{"newAccount without EAB", newAccount, "externalAccountRequired", http.StatusBadRequest, func(n string) []byte {
+			return signJWS(t, stranger.alg, stranger.signer, hdr{nonce: n, url: newAccount, jwk: true}, marshalPayload(t, newAccountReq{TermsOfServiceAgreed: true}))
+		}},
+		{"newAccount with an unknown EAB key", newAccount, "unauthorized", http.StatusForbidden, func(n string) []byte {
+			return signJWS(t, stranger.alg, stranger.signer, hdr{nonce: n, url: newAccount, jwk: true}, marshalPayload(t, newAccountReq{TermsOfServiceAgreed: true,
+				EAB: eabJWS(t, jose.HS256, make([]byte, 32), "bogus-kid", newAccount, stranger.jwkJSON(t))}))
+		}},
+		{"newAccount with a used EAB key", newAccount, "unauthorized", http.StatusForbidden, func(n string) []byte {
+			return signJWS(t, stranger.alg, stranger.signer, hdr{nonce: n, url: newAccount, jwk: true}, marshalPayload(t, newAccountReq{TermsOfServiceAgreed: true,
+				EAB: eabJWS(t, jose.HS256, usedHK, usedKID, newAccount, stranger.jwkJSON(t))}))
+		}},
+		{"revokeCert by a stranger's key", revokeURL, "unauthorized", http.StatusForbidden, func(n string) []byte {
+			return signJWS(t, stranger.alg, stranger.signer, hdr{nonce: n, url: revokeURL, jwk: true}, marshalPayload(t, map[string]any{"certificate": certB64}))
+		}},
+		{"revokeCert with a reason a subscriber may not use", revokeURL, "badRevocationReason", http.StatusBadRequest, func(n string) []byte {
+			return signJWS(t, victim.alg, victim.signer, hdr{nonce: n, url: revokeURL, kid: victim.kid}, marshalPayload(t, map[string]any{"certificate": certB64, "reason": 6}))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,6 +250,9 @@ func TestAccountOutlivesPassword(t *testing.T) {
 				}
 			}
 			e.unchanged(t, before)
+			// The old key is not reported as a valid account either.
+			wantProblem(t, e.postJOSE(t, e.url("/acme/new-account"), signJWS(t, old.alg, old.signer,
+				hdr{nonce: e.nonce(t), url: e.url("/acme/new-account"), jwk: true}, []byte(`{"onlyReturnExisting":true}`))), http.StatusForbidden, "unauthorized")
 			// The EAB key from before the change makes nothing.
 			k := newKey(t, jose.ES256)
 			u := e.url("/acme/new-account")
