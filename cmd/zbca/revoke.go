@@ -127,6 +127,13 @@ func (a *app) revokeViaServer(serial string, reason revocation.Reason) (done boo
 func (a *app) adminCall(method, path string, body []byte) (resp []byte, reachable bool, err error) {
 	dir := a.runDir()
 	lockPath := filepath.Join(dir, "serve.lock")
+	if _, err := os.Stat(a.cfg.DataDir); err == nil {
+		// A data directory that another user could write to (or replace)
+		// could hold their socket and their serve lock: no token goes there.
+		if _, err := adminsock.SafeDataDir(a.cfg.DataDir, false); err != nil {
+			return nil, true, fmt.Errorf("not asking a server in %s: %w", a.cfg.DataDir, err)
+		}
+	}
 	token, terr := a.readAdminToken()
 	conn, peer, err := adminsock.Dial(dir)
 	if err != nil {

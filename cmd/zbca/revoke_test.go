@@ -211,3 +211,36 @@ func TestAdminCallNoServerEver(t *testing.T) {
 		t.Fatal("slow")
 	}
 }
+
+// TestAdminCallUnsafeDataDir: the review's attack. When another user can
+// write to the data directory, they can rename its run directory away and
+// put a socket and a serve lock of their own there (their process would
+// answer as the lock holder, as the directory's owner): the command line
+// refuses such a data directory before it dials, and sends no token.
+func TestAdminCallUnsafeDataDir(t *testing.T) {
+	a, out, _ := testApp(t)
+	var got atomic.Int32
+	holdServeLock(t, a)
+	fakeServer(t, a, func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		w.Write([]byte(goodAnswer))
+	})
+	if err := os.Chmod(a.cfg.DataDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	done, err := a.revokeViaServer("01", revocation.KeyCompromise)
+	if !done || err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("world-writable data directory: done %v err %v", done, err)
+	}
+	if got.Load() != 0 || out.Len() != 0 {
+		t.Fatalf("requests sent %d, printed %q", got.Load(), out)
+	}
+	// The same directory made private again: the lock holder (this
+	// process) is asked.
+	if err := os.Chmod(a.cfg.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := a.revokeViaServer("01", revocation.KeyCompromise); !done || err != nil || got.Load() != 1 {
+		t.Fatalf("private data directory: done %v err %v requests %d", done, err, got.Load())
+	}
+}

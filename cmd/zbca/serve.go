@@ -84,6 +84,16 @@ func (a *app) serve(parent context.Context) error {
 	start := time.Now()
 	metrics := server.NewMetrics()
 
+	// Nobody else may be able to replace the data directory or its run
+	// directory (and so impersonate this server to the command line).
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	if tightened, err := adminsock.SafeDataDir(a.cfg.DataDir, true); err != nil {
+		return err
+	} else if tightened {
+		a.log.Warn("the data directory was writable by group or others: made it 0700", "data", a.cfg.DataDir)
+	}
 	// One server per data directory: two would both renew the service
 	// certificates, and two first starts would both create a root.
 	lock, err := runlock.Exclusive(filepath.Join(a.runDir(), "serve.lock"))
