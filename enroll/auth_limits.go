@@ -185,7 +185,12 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 		return nil, refuse(reasonMalformed)
 	}
 	// 3. Locked: refused before any password work (a read, off the writer).
-	st, err := g.store.LoginState(ctx, a.Username)
+	// The count is kept under a keyed hash of the name (lockKey).
+	lk, err := g.names.lockKey(ctx, a.Username)
+	if err != nil {
+		return nil, zerr.Wrap(zerr.Internal, err, "reading the lockout key")
+	}
+	st, err := g.store.LoginState(ctx, lk)
 	if err != nil {
 		return nil, zerr.Wrap(zerr.Internal, err, "reading login state")
 	}
@@ -194,7 +199,7 @@ func (g *Guard) Authenticate(ctx context.Context, a Attempt) (*store.Enterprise,
 	}
 	// 4. Count the attempt first; the lock check is repeated in the same
 	// transaction.
-	att, err := g.store.BeginLogin(ctx, a.Username, now, g.lockout)
+	att, err := g.store.BeginLogin(ctx, lk, now, g.lockout)
 	if err != nil {
 		return nil, zerr.Wrap(zerr.Internal, err, "counting login attempt")
 	}

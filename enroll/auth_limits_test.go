@@ -36,15 +36,68 @@ func (c *counting) Authenticate(ctx context.Context, a Attempt) (*store.Enterpri
 
 type guardFixture struct {
 	s     *store.SQL
+	path  string // of the SQLite file
 	clock *fakeClock
 	inner *counting
 	g     *Guard
 	logs  *logBuffer
 }
 
+// state is the lockout record of username, read as the Guard keys it.
+func (f *guardFixture) state(username string) store.LoginState {
+	ctx := context.Background()
+	k, err := f.g.names.lockKey(ctx, username)
+	if err != nil {
+		panic(err)
+	}
+	st, err := f.s.LoginState(ctx, k)
+	if err != nil {
+		panic(err)
+	}
+	return st
+}
+
+// TestLockoutTableHoldsNoNames: the logins table (kept for a day, and in
+// backups) holds neither the names tried nor which of them exist.
+func TestLockoutTableHoldsNoNames(t *testing.T) {
+	f := newGuardFixture(t, GuardOptions{})
+	f.login("acme", "wrong-password")
+	f.login("MyPassw0rd2026", "x") // a password typed into the username field
+	raw, err := sql.Open("sqlite", "file:"+f.path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	rows, err := raw.Query(`SELECT username FROM logins`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if !strings.HasPrefix(u, "h:") || strings.Contains(u, "acme") || strings.Contains(u, "MyPassw0rd") {
+			t.Errorf("logins row %q", u)
+		}
+	}
+	if n == 0 {
+		t.Error("no lockout count kept")
+	}
+}
+
 func newGuardFixture(t *testing.T, o GuardOptions) *guardFixture {
 	t.Helper()
-	f := &guardFixture{s: openStore(t), clock: newClock()}
+	path := filepath.Join(t.TempDir(), "zbca.db")
+	st, err := store.Open(context.Background(), store.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &guardFixture{s: st, path: path, clock: newClock()}
 	log, logs := newLog()
 	f.logs = logs
 	f.inner = &counting{inner: newTestLocal(t, f.s, 0, log)}
@@ -473,24 +526,23 @@ func TestNewGuardChecks(t *testing.T) {
 // recent ones are kept.
 func TestGuardForgetsOldFailures(t *testing.T) {
 	f := newGuardFixture(t, GuardOptions{})
-	ctx := context.Background()
 	for range 4 {
 		f.login("acme", "wrong-password")
 		f.login("ghost-1", "wrong-password")
 	}
 	f.clock.Add(23 * time.Hour)
 	f.login("ghost-2", "wrong-password") // recent: kept
-	if st, _ := f.s.LoginState(ctx, "acme"); st.Failures != 4 {
+	if st := f.state("acme"); st.Failures != 4 {
 		t.Fatalf("acme after 23 h: %+v, want 4 failures kept", st)
 	}
 	f.clock.Add(2 * time.Hour)
 	f.login("ghost-3", "wrong-password") // due: prunes what is older than a day
 	for _, u := range []string{"acme", "ghost-1"} {
-		if st, _ := f.s.LoginState(ctx, u); st != (store.LoginState{}) {
+		if st := f.state(u); st != (store.LoginState{}) {
 			t.Errorf("%s after 25 h: %+v, want forgotten", u, st)
 		}
 	}
-	if st, _ := f.s.LoginState(ctx, "ghost-2"); st.Failures != 1 {
+	if st := f.state("ghost-2"); st.Failures != 1 {
 		t.Errorf("ghost-2 (2 h old): %+v, want kept", st)
 	}
 	// Forgotten means counted from zero: four more failures do not lock.

@@ -87,3 +87,18 @@ func (r *nameRecorder) keyOf(ctx context.Context) ([]byte, error) {
 }
 
 func known(b bool) *bool { return &b }
+
+// lockKey is the key of username's lockout count in the logins table: the
+// same keyed hash for every name, known or not, so that the table (kept
+// for a day, and in every backup) holds no typed password and does not
+// tell which names exist. Only the Guard reads it.
+func (r *nameRecorder) lockKey(ctx context.Context, username string) (string, error) {
+	key, err := r.keyOf(ctx)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("lockout\x00"))
+	m.Write([]byte(username))
+	return "h:" + hex.EncodeToString(m.Sum(nil)[:16]), nil
+}
