@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zbca/zbca/config"
@@ -60,6 +62,12 @@ type LocalAuthenticator struct {
 	log    *slog.Logger
 	floor  *timingFloor
 
+	// scanMu serialises calibrations; scannedID is the highest account id
+	// the last one read; nextScan (unix ns) when a login may start another.
+	scanMu    sync.Mutex
+	scannedID int64
+	nextScan  atomic.Int64
+
 	// Replaced by tests to count and instrument the hashing work.
 	verifyFn func(pw, hash string) error
 	hashFn   func(pw string, p password.Params) (string, error)
@@ -103,14 +111,21 @@ func newLocal(o LocalOptions, verify func(string, string) error, hash func(strin
 		return nil, fmt.Errorf("enroll: argon2id parameters m=%d KiB, t=%d, p=%d: %w", p.MemoryKiB, p.Time, p.Threads, err)
 	}
 	l.calibrate()
+	l.nextScan.Store(time.Now().Add(rescanEvery).UnixNano())
 	return l, nil
 }
 
 // HashSchemeLister is the optional capability of a LocalStore that lists
-// the cost classes of the stored hashes (store.SQL has it).
+// the cost classes of the stored hashes of the accounts above an id, and
+// the highest id (store.SQL has it).
 type HashSchemeLister interface {
-	PasswordHashSchemes(ctx context.Context, skipPrefix string) ([]string, error)
+	PasswordHashSchemesSince(ctx context.Context, skipPrefix string, afterID int64) ([]string, int64, error)
 }
+
+// rescanEvery is how often, at most, a login starts a look for accounts
+// added since the last look (an import by another process) whose hash
+// scheme the floor does not cover yet. The look reads only the new rows.
+const rescanEvery = 30 * time.Second
 
 // calibrateTimeout bounds the start-up scan of stored hash schemes.
 const calibrateTimeout = time.Minute
@@ -124,18 +139,21 @@ func (l *LocalAuthenticator) calibrate() {
 	if !ok {
 		return
 	}
+	l.scanMu.Lock()
+	defer l.scanMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), calibrateTimeout)
 	defer cancel()
 	own := password.Scheme(l.dummy)
 	// The head of the dummy up to its salt: the hashes already upgraded.
 	skip := l.dummy[:strings.LastIndexByte(l.dummy[:strings.LastIndexByte(l.dummy, '$')], '$')+1]
-	schemes, err := lister.PasswordHashSchemes(ctx, skip)
+	schemes, top, err := lister.PasswordHashSchemesSince(ctx, skip, l.scannedID)
 	if err != nil {
 		l.log.Warn("listing stored password hash schemes; failed logins are timed by what is learned at login", "err", err)
 		return
 	}
+	l.scannedID = top
 	for _, sc := range schemes {
-		if sc == own {
+		if sc == own || l.floor.covers(sc) {
 			continue
 		}
 		start := time.Now()
@@ -152,6 +170,18 @@ func (l *LocalAuthenticator) calibrate() {
 	}
 }
 
+// maybeRescan starts, at most every rescanEvery and in the background, a
+// calibration over the accounts added since the last one: an import by
+// another process while this server runs is covered within that time,
+// not only after a restart or the first login of an imported account.
+func (l *LocalAuthenticator) maybeRescan(now time.Time) {
+	next := l.nextScan.Load()
+	if now.UnixNano() < next || !l.nextScan.CompareAndSwap(next, now.Add(rescanEvery).UnixNano()) {
+		return
+	}
+	go l.calibrate()
+}
+
 // FailureFloor is how long a refused attempt's password check takes at
 // least: the Guard holds the refusals it decides without one (a locked
 // username) as long.
@@ -162,6 +192,7 @@ func (l *LocalAuthenticator) Authenticate(ctx context.Context, a Attempt) (*stor
 	if err := checkAttempt(a); err != nil {
 		return nil, err
 	}
+	l.maybeRescan(time.Now())
 	e, err := l.store.GetEnterprise(ctx, a.Username)
 	known := err == nil
 	if err != nil && !errors.Is(err, zerr.NotFound) {

@@ -69,6 +69,14 @@ func (f *timingFloor) calibrated(scheme string, d time.Duration) {
 	}
 }
 
+// covers reports whether scheme's cost is known.
+func (f *timingFloor) covers(scheme string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.base[scheme]
+	return ok
+}
+
 // floor is how long a refused attempt's hash step takes at least.
 func (f *timingFloor) floor() time.Duration {
 	f.mu.Lock()

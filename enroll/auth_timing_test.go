@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/zbca/zbca/internal/password"
 	"github.com/zbca/zbca/internal/web"
 	"github.com/zbca/zbca/store"
 )
@@ -130,6 +131,39 @@ func TestLocalFloorCoversStoredSchemes(t *testing.T) {
 	}
 	if d := time.Since(start); d < cost*8/10 {
 		t.Errorf("locked answer after %v; a password check takes %v", d, cost)
+	}
+}
+
+// TestLocalFloorLearnsImports: accounts imported (by another process)
+// while the server runs are covered within rescanEvery, before anyone
+// tries them: the review's one-shot oracle was the first wrong password
+// on a new, slower scheme.
+func TestLocalFloorLearnsImports(t *testing.T) {
+	s := openStore(t)
+	l := newTestLocal(t, s, 0, nil)
+	if l.floor.covers(password.Scheme(bcryptHash(t, "x", 10))) {
+		t.Fatal("bcrypt covered before any bcrypt account exists")
+	}
+	h := bcryptHash(t, "right-password", 10)
+	addEnterprise(t, s, "imported-later", h, store.StatusActive)
+	// Not due yet: nothing is read.
+	l.maybeRescan(time.Now())
+	l.scanMu.Lock()
+	l.scanMu.Unlock()
+	if l.floor.covers(password.Scheme(h)) {
+		t.Fatal("rescanned before it was due")
+	}
+	// Due: a login (any username) starts the look, in the background.
+	l.nextScan.Store(0)
+	if _, err := l.Authenticate(context.Background(), Attempt{Username: "somebody-else", Password: "wrong", IP: "192.0.2.1"}); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !l.floor.covers(password.Scheme(h)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the imported account's scheme was not learned")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

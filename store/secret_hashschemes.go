@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
 
@@ -19,36 +20,57 @@ import (
 // It reads every row not skipped: right after an import of a million
 // bcrypt accounts, about a second on SQLite.
 func (s *SQL) PasswordHashSchemes(ctx context.Context, skipPrefix string) ([]string, error) {
-	q := `SELECT password_hash FROM enterprises`
-	var args []any
+	out, _, err := s.PasswordHashSchemesSince(ctx, skipPrefix, 0)
+	return out, err
+}
+
+// PasswordHashSchemesSince is PasswordHashSchemes over the accounts whose
+// id is above afterID (ids only grow: an import adds rows above every
+// existing one), and returns the highest id it read (afterID when none),
+// for the next call. The primary key makes it cheap when little is new.
+func (s *SQL) PasswordHashSchemesSince(ctx context.Context, skipPrefix string, afterID int64) ([]string, int64, error) {
+	q := `SELECT id, password_hash FROM enterprises WHERE id > ?`
+	args := []any{afterID}
 	if skipPrefix != "" {
 		// substr, not LIKE, so that no character of the prefix is a
 		// pattern on either dialect.
-		q += ` WHERE substr(password_hash, 1, ?) <> ?`
+		q += ` AND substr(password_hash, 1, ?) <> ?`
 		args = append(args, len(skipPrefix), skipPrefix)
 	}
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("reading password hash schemes: %w", err)
+		return nil, afterID, fmt.Errorf("reading password hash schemes: %w", err)
 	}
 	defer rows.Close()
 	seen := map[string]bool{}
+	maxID := afterID
+	var id int64
 	var h string
 	for rows.Next() {
-		if err := rows.Scan(&h); err != nil {
-			return nil, fmt.Errorf("reading password hash schemes: %w", err)
+		if err := rows.Scan(&id, &h); err != nil {
+			return nil, afterID, fmt.Errorf("reading password hash schemes: %w", err)
 		}
+		maxID = max(maxID, id)
 		if sc := password.Scheme(h); sc != "" {
 			seen[sc] = true
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading password hash schemes: %w", err)
+		return nil, afterID, fmt.Errorf("reading password hash schemes: %w", err)
+	}
+	// Rows of the configured scheme are skipped by the query: the highest
+	// id overall is what the next call starts from.
+	var top sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT max(id) FROM enterprises`).Scan(&top); err != nil {
+		return nil, afterID, fmt.Errorf("reading password hash schemes: %w", err)
+	}
+	if top.Valid {
+		maxID = max(maxID, top.Int64)
 	}
 	out := make([]string, 0, len(seen))
 	for sc := range seen {
 		out = append(out, sc)
 	}
 	sort.Strings(out)
-	return out, nil
+	return out, maxID, nil
 }
