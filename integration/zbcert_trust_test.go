@@ -151,3 +151,41 @@ func dirNames(t *testing.T, dir string) string {
 	}
 	return strings.Join(names, ",")
 }
+
+// TestZbcertReenrollEndsCopy (found by the review of issue 15): the owner
+// enrolls again with the password after a copy of the folder was taken;
+// the copy's remembered account is deactivated, so its renew gets nothing.
+func TestZbcertReenrollEndsCopy(t *testing.T) {
+	in := newInstance(t, "enroll:\n  policy:\n    max_per_day: 10\n")
+	in.start()
+	in.mustRun(testPassword+"\n", "enterprise", "add", "acme", "--name", "ACME 有限公司", "--password-stdin")
+	_, fp := rootFingerprint(t, in)
+	u := newZbcertUser(t)
+	u.mustRun("", "setup", "--server", in.httpsURL(), "--no-install", "--fingerprint", fp)
+	u.mustRun(testPassword+"\n", "enroll", "--user", "acme", "--password-stdin")
+	thief := newZbcertUser(t)
+	if out, err := exec.Command("cp", "-a", u.dir, thief.dir).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	u.mustRun(testPassword+"\n", "enroll", "--user", "acme", "--password-stdin")
+	issued := func() int { return strings.Count(in.mustRun("", "cert", "list", "--enterprise", "acme", "--json"), `"serial"`) }
+	if n := issued(); n != 2 {
+		t.Fatalf("%d certificates after two enrollments", n)
+	}
+	errOut, err := runWithin(t, thief, time.Minute, "LANG=en_US.UTF-8", "renew", "--user", "acme")
+	if err == nil || !strings.Contains(errOut, "zbcert enroll --user acme") {
+		t.Errorf("renew from the copy after the owner enrolled again: %v\n%s", err, errOut)
+	}
+	if n := issued(); n != 2 {
+		t.Errorf("%d certificates: the copy renewed", n)
+	}
+	out := in.mustRun("", "enterprise", "accounts", "acme", "--json")
+	if strings.Count(out, `"status":"deactivated"`) != 1 || strings.Count(out, `"status":"valid"`) != 1 {
+		t.Errorf("accounts after re-enrolling: %s", out)
+	}
+	// The owner's own renew still works.
+	if out, err := runWithin(t, u, time.Minute, "LANG=en_US.UTF-8", "renew", "--user", "acme"); err != nil {
+		t.Errorf("the owner's renew: %v\n%s", err, out)
+	}
+}
+

@@ -65,6 +65,9 @@ type Issuer struct {
 	// DefaultStepTimeout and DefaultTotalTimeout.
 	StepTimeout  time.Duration
 	TotalTimeout time.Duration
+	// Notify, when set, is told of what went wrong without failing the
+	// command (an old account that could not be deactivated).
+	Notify func(string)
 }
 
 // Step names, as errors and messages show them.
@@ -115,6 +118,7 @@ func (is *Issuer) Enroll(ctx context.Context, user, password string, key crypto.
 	if err != nil {
 		return nil, err
 	}
+	old, _ := is.Home.AccountKey(user) // an unreadable one is replaced all the same
 	cl := is.acmeClient(k, eab.Directory)
 	if err := is.step(ctx, StepAccount, func(ctx context.Context) error {
 		_, err := cl.Register(ctx, &acme.Account{ExternalAccountBinding: &acme.ExternalAccountBinding{KID: eab.KID, Key: eab.Key}}, acme.AcceptTOS)
@@ -125,7 +129,24 @@ func (is *Issuer) Enroll(ctx context.Context, user, password string, key crypto.
 	if err := is.Home.SaveAccountKey(user, k); err != nil {
 		return nil, err
 	}
+	if old != nil {
+		is.retire(ctx, old, eab.Directory)
+	}
 	return is.issue(ctx, cl, user, key)
+}
+
+// retire deactivates the ACME account that a new one replaces (RFC 8555
+// §7.3.6), so that a copy of this folder taken before cannot renew with
+// it. Best effort, within one step's bound: an account the server already
+// refuses (its password was changed, or it was deactivated) is dead
+// anyway, and a server that cannot answer leaves it to the operator
+// ("zbca enterprise logout" ends every account).
+func (is *Issuer) retire(ctx context.Context, old crypto.Signer, dir string) {
+	cl := is.acmeClient(old, dir)
+	err := is.step(ctx, StepAccount, func(ctx context.Context) error { return cl.DeactivateReg(ctx) })
+	if err != nil && is.Notify != nil && !accountRefused(err) && !errors.Is(err, acme.ErrNoAccount) {
+		is.Notify(fmt.Sprintf("the previous ACME account of this computer could not be deactivated (%v): a copy of this folder could still renew until the operator runs zbca enterprise logout", err))
+	}
 }
 
 // Renew gets a certificate for key through the ACME account remembered for

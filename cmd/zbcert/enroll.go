@@ -33,7 +33,7 @@ func (a *app) issuer() (*zbcert.Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	is := &zbcert.Issuer{Home: a.home, Client: cl}
+	is := &zbcert.Issuer{Home: a.home, Client: cl, Notify: func(m string) { fmt.Fprintln(a.stderr, "zbcert:", m) }}
 	if a.timeout > 0 {
 		is.StepTimeout, is.TotalTimeout = a.timeout, 4*a.timeout
 	}
