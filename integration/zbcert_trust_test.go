@@ -168,7 +168,9 @@ func TestZbcertReenrollEndsCopy(t *testing.T) {
 		t.Fatalf("cp: %v %s", err, out)
 	}
 	u.mustRun(testPassword+"\n", "enroll", "--user", "acme", "--password-stdin")
-	issued := func() int { return strings.Count(in.mustRun("", "cert", "list", "--enterprise", "acme", "--json"), `"serial"`) }
+	issued := func() int {
+		return strings.Count(in.mustRun("", "cert", "list", "--enterprise", "acme", "--json"), `"serial"`)
+	}
 	if n := issued(); n != 2 {
 		t.Fatalf("%d certificates after two enrollments", n)
 	}
@@ -188,4 +190,3 @@ func TestZbcertReenrollEndsCopy(t *testing.T) {
 		t.Errorf("the owner's renew: %v\n%s", err, out)
 	}
 }
-
