@@ -289,3 +289,13 @@ func TestRetryBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutWordsOnly: x/crypto/acme wraps some deadlines with %v, so only
+// the words say it was one (the review's trickling server); the clerk
+// still reads "did not answer within".
+func TestTimeoutWordsOnly(t *testing.T) {
+	err := &StepError{Step: StepAccount, Timeout: 5 * time.Second, Err: errors.New("acme: invalid account response: context deadline exceeded")}
+	if en := Explain(En, err); !strings.Contains(en, "did not answer within 5s") {
+		t.Errorf("en: %s", en)
+	}
+}

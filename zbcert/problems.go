@@ -164,5 +164,10 @@ func isTimeout(err error) bool {
 		return true
 	}
 	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	// x/crypto/acme formats some causes with %v ("acme: invalid account
+	// response: context deadline exceeded"): the words are all that is left.
+	return err != nil && strings.HasSuffix(err.Error(), context.DeadlineExceeded.Error())
 }
