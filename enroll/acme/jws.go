@@ -1,7 +1,6 @@
 package acme
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -17,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/labstack/echo/v4"
 
+	"github.com/zbca/zbca/internal/web"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/store"
 )
@@ -182,41 +182,9 @@ func parseJWS(body []byte, algs []jose.SignatureAlgorithm) (*jose.JSONWebSignatu
 	return jws, &h, nil
 }
 
-// objectMembers reads one JSON object and nothing after it, and returns
-// its members by name. A duplicate member, also one that differs only in
-// case (which encoding/json would fold into one field), is an error.
-func objectMembers(b []byte) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, errors.New("not a JSON object")
-	}
-	m := make(map[string]json.RawMessage)
-	folded := make(map[string]bool)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, errors.New("not a JSON object")
-		}
-		name, _ := t.(string)
-		if k := strings.ToLower(name); folded[k] {
-			return nil, errors.New("duplicate member " + quote(name))
-		} else {
-			folded[k] = true
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, errors.New("not a JSON object")
-		}
-		m[name] = v
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, errors.New("not a JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the object")
-	}
-	return m, nil
-}
+// objectMembers is web.ObjectMembers: one JSON object, nothing after it,
+// no member twice in any case.
+var objectMembers = web.ObjectMembers
 
 // keyMatchesAlg reports whether the header's alg is one the key can make.
 // go-jose refuses a mismatch at Verify too; this gives a clear answer.

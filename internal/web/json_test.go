@@ -23,6 +23,9 @@ func TestDecodeJSONRefusesTrailingData(t *testing.T) {
 		{`{"a":"x"} x`, ErrTrailingData, false},
 		{`{"a":"x"},`, ErrTrailingData, false},
 		{`{"a":"x","b":1}`, nil, false},
+		{`{"a":"x","a":"y"}`, nil, false},
+		{`{"a":"x","A":"y"}`, nil, false},
+		{`{"A":"y"}`, nil, true}, // one member, in another case: encoding/json's folding, unambiguous
 		{`{"a":"x"`, nil, false},
 		{``, nil, false},
 	} {
