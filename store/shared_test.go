@@ -136,3 +136,39 @@ func testSharedAcross(t *testing.T, a, b *store.SQL) {
 	}
 	storetest.ConcurrentTakes(t, []store.RateStore{a, b})
 }
+
+// TestPrunerLockOneNode: on PostgreSQL one node at a time prunes expired
+// ACME state; the other skips its round until the lock is released (or
+// its holder's session ends). On SQLite (one server per file) always
+// granted.
+func TestPrunerLockOneNode(t *testing.T) {
+	ctx := context.Background()
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			if backend == "postgres" {
+				pgAdmin(t)
+			}
+			a, b := openTwo(t, backend)
+			unlockA, ok, err := a.TryLockPruner(ctx)
+			if err != nil || !ok {
+				t.Fatalf("first node: %v %v", ok, err)
+			}
+			unlockB, ok, err := b.TryLockPruner(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := backend == "sqlite"; ok != want {
+				t.Fatalf("second node while the first prunes: granted %v, want %v", ok, want)
+			}
+			if ok {
+				unlockB()
+			}
+			unlockA()
+			unlockB, ok, err = b.TryLockPruner(ctx)
+			if err != nil || !ok {
+				t.Fatalf("second node after the first released: %v %v", ok, err)
+			}
+			unlockB()
+		})
+	}
+}
