@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 )
 
 // ErrTrailingData: something other than white space follows the JSON value.
@@ -38,8 +39,9 @@ func DecodeJSON(b []byte, v any) error {
 }
 
 // ObjectMembers reads one JSON object and nothing after it, and returns its
-// members by name. A duplicate member, also one that differs only in case,
-// is an error.
+// members by name. A duplicate member, also one that differs only in case
+// as encoding/json folds it (Unicode simple folding: "uſername" and
+// "Username" are both "username" to it), is an error.
 func ObjectMembers(b []byte) (map[string]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -53,7 +55,7 @@ func ObjectMembers(b []byte) (map[string]json.RawMessage, error) {
 			return nil, errors.New("not a JSON object")
 		}
 		name, _ := t.(string)
-		k := strings.ToLower(name)
+		k := foldKey(name)
 		if folded[k] {
 			return nil, fmt.Errorf("duplicate member %q", name)
 		}
@@ -71,4 +73,19 @@ func ObjectMembers(b []byte) (map[string]json.RawMessage, error) {
 		return nil, ErrTrailingData
 	}
 	return m, nil
+}
+
+// foldKey maps s to one spelling per class of names that Unicode simple
+// case folding (what encoding/json and bytes.EqualFold use) makes equal:
+// each rune becomes the smallest rune of its folding orbit.
+func foldKey(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(m)
+	}
+	return b.String()
 }

@@ -25,7 +25,9 @@ func TestDecodeJSONRefusesTrailingData(t *testing.T) {
 		{`{"a":"x","b":1}`, nil, false},
 		{`{"a":"x","a":"y"}`, nil, false},
 		{`{"a":"x","A":"y"}`, nil, false},
-		{`{"A":"y"}`, nil, true}, // one member, in another case: encoding/json's folding, unambiguous
+		{`{"username":"x","uſername":"y"}`, nil, false}, // U+017F folds to s (encoding/json matches it)
+		{`{"k":"x","\u212a":"y"}`, nil, false},          // the Kelvin sign folds to k
+		{`{"A":"y"}`, nil, true},                        // one member, in another case: encoding/json's folding, unambiguous
 		{`{"a":"x"`, nil, false},
 		{``, nil, false},
 	} {
@@ -39,5 +41,32 @@ func TestDecodeJSONRefusesTrailingData(t *testing.T) {
 		case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
 			t.Errorf("%q: %v, want %v", tc.in, err, tc.wantErr)
 		}
+	}
+}
+
+// TestObjectMembersFolding: names that encoding/json would match to one
+// field, by any Unicode simple folding, are one name twice (the second
+// review's bypass used U+017F, the long s).
+func TestObjectMembersFolding(t *testing.T) {
+	for _, in := range []string{
+		`{"username":"beta","uſername":"acme"}`,
+		`{"password":"a","paſſword":"b"}`,
+		`{"kid":"a","` + "\u212a" + `id":"b"}`,
+		`{"Username":"a","USERNAME":"b"}`,
+	} {
+		if _, err := ObjectMembers([]byte(in)); err == nil {
+			t.Errorf("%s accepted", in)
+		}
+		var v struct {
+			Username string `json:"username"`
+			Password string `json:"password"`
+			KID      string `json:"kid"`
+		}
+		if err := DecodeJSON([]byte(in), &v); err == nil {
+			t.Errorf("DecodeJSON accepted %s as %+v", in, v)
+		}
+	}
+	if _, err := ObjectMembers([]byte(`{"username":"a","user_name":"b","usernames":"c"}`)); err != nil {
+		t.Errorf("distinct names refused: %v", err)
 	}
 }
