@@ -62,4 +62,17 @@ func TestPortalSessionEndsWithPassword(t *testing.T) {
 	if n := pe.certCount(t, "alpha"); n != 0 {
 		t.Fatalf("%d certificates: a passwd in flight did not stop the application", n)
 	}
+
+	// The same for server-side key generation: the login form, nothing
+	// issued.
+	if err := pe.st.SetServerKeygen(ctx, "alpha", true, store.AuditEvent{Actor: "test", Action: "enterprise.set"}); err != nil {
+		t.Fatal(err)
+	}
+	b = pe.browser(t)
+	b.login("alpha", portalPassword)
+	pe.svc.Store = &passwdDuring{PolicyStore: pe.st, st: pe.st}
+	wantBody(t, b.post("/keygen", url.Values{"os": {"windows"}, "keytype": {"EC-P256"}, "p12_password": {"Good-Passw0rd-x"}, "p12_password2": {"Good-Passw0rd-x"}}), 401, "登录已超时")
+	if n := pe.certCount(t, "alpha"); n != 0 {
+		t.Fatalf("%d certificates: a passwd in flight did not stop the key generation", n)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"time"
 
@@ -120,7 +121,7 @@ func (p *Portal) keygen(c echo.Context) error {
 	// a refused issuance must not cost it. The service checks again, in
 	// the transaction that journals the serial.
 	if err := p.keygenPolicy(c.Request().Context(), u); err != nil {
-		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.Disabled || k == zerr.Unauthorized {
+		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.Disabled {
 			_, msg := p.errorText(c, err)
 			return p.render(c, http.StatusForbidden, "keygen", &view{User: u, Error: msg, Data: map[string]any{"Enabled": true}})
 		}
@@ -140,6 +141,11 @@ func (p *Portal) keygen(c echo.Context) error {
 	}
 	iss, err := p.o.Enroll.Issue(c.Request().Context(), Request{Username: u, CSR: csr, Actor: "enterprise:" + u, CredentialEpoch: p.sessionEpoch(c)})
 	if err != nil {
+		if errors.Is(err, store.ErrAccessEnded) {
+			// The password changed (or access ended) while this request
+			// was in flight: as if the session had ended before it.
+			return p.render(c, http.StatusUnauthorized, "login", &view{Page: "keygen", Error: text(lang, "err.session"), Data: map[string]string{"Next": "keygen"}})
+		}
 		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.Disabled {
 			_, msg := p.errorText(c, err)
 			return p.render(c, http.StatusForbidden, "keygen", &view{User: u, Error: msg, Data: map[string]any{"Enabled": true}})

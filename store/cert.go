@@ -315,6 +315,8 @@ const (
 	// qEnterpriseCurrent: the enterprise is active and at the credential
 	// epoch the requester proved its password under.
 	qEnterpriseCurrent = `SELECT 1 FROM enterprises WHERE id = ? AND status = 'active' AND credential_epoch = ?`
+	// qOrderAccount: the status of the account of an order being finalized.
+	qOrderAccount = `SELECT a.status FROM acme_orders o JOIN acme_accounts a ON a.id = o.account_id WHERE o.id = ?`
 )
 
 // processOrderTx moves j's ACME order, if any, from ready to processing
@@ -322,6 +324,19 @@ const (
 func processOrderTx(ctx context.Context, w *wtx, j *JournalEntry) error {
 	if j.ACMEOrder == "" {
 		return nil
+	}
+	// The order's account must still be valid: one deactivated while
+	// this finalize was in flight (zbcert deactivates the account it
+	// replaces) gets nothing.
+	var status string
+	err := w.queryRow(ctx, qOrderAccount, j.ACMEOrder).Scan(&status)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// No such order: the update below refuses it.
+	case err != nil:
+		return fmt.Errorf("reading the order's account: %w", err)
+	case status != "valid":
+		return ErrAccessEnded
 	}
 	res, err := w.exec(ctx, qOrderProcessing, j.Serial, nanos(j.CreatedAt), j.ACMEOrder, nanos(j.CreatedAt))
 	if err != nil {

@@ -54,11 +54,8 @@ func (s *Server) newAccount(c echo.Context) error {
 			return err
 		}
 		switch {
-		case existing != nil && !existing.Current():
-			// An account that may no longer act is not reported valid.
-			return staleAccount(existing)
 		case existing != nil:
-			return nil
+			return nil // answered after the nonce
 		case p.OnlyReturnExisting:
 			return accountDoesNotExist("no account has this key")
 		case len(p.EAB) == 0 || string(p.EAB) == "null":
@@ -75,6 +72,10 @@ func (s *Server) newAccount(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if existing != nil && !existing.Current() {
+		// An account that may no longer act is not reported valid.
+		return staleAccount(existing)
+	}
 	if existing != nil {
 		return s.writeAccount(c, existing, http.StatusOK)
 	}
@@ -86,9 +87,10 @@ func (s *Server) newAccount(c echo.Context) error {
 	a := &store.ACMEAccount{ID: randomID(), Thumbprint: tp, JWK: string(jwkJSON), EnterpriseID: key.EnterpriseID, Contact: string(contact), EABKID: key.KID}
 	err = s.o.Store.CreateAccountWithEAB(ctx, a, s.o.Now(), store.AuditEvent{Actor: "acme", Action: "acme.account.new", Subject: a.ID,
 		Details: map[string]any{"enterprise_id": key.EnterpriseID, "eab_kid": key.KID, "thumbprint": tp}})
-	if errors.Is(err, zerr.Conflict) {
-		// Created meanwhile by a concurrent request with the same key.
-		if existing, _, lerr := s.lookupAccountByKey(ctx, req.jwk); lerr == nil && existing != nil {
+	if errors.Is(err, zerr.Conflict) || errors.Is(err, zerr.Unauthorized) {
+		// Created meanwhile by a concurrent request with the same key (and,
+		// often, the same EAB key, which that request spent).
+		if existing, _, lerr := s.lookupAccountByKey(ctx, req.jwk); lerr == nil && existing != nil && existing.Current() {
 			return s.writeAccount(c, existing, http.StatusOK)
 		}
 	}

@@ -119,13 +119,10 @@ func (s *Server) verifyWith(c echo.Context, mode keyMode, pre func(*request) err
 	if want := s.requestURL(c); url != want {
 		return nil, unauthorized("the url header " + quote(url) + " is not the request URL " + quote(want))
 	}
-	if a := req.account; a != nil && !a.Current() {
-		return nil, staleAccount(a)
-	}
 	req.url = url
 	req.payload = payload
 	req.postAsGet = len(payload) == 0
-	if pre != nil {
+	if pre != nil && (req.account == nil || req.account.Current()) {
 		if err := pre(req); err != nil {
 			return nil, err
 		}
@@ -136,6 +133,11 @@ func (s *Server) verifyWith(c echo.Context, mode keyMode, pre func(*request) err
 	}
 	if !fresh {
 		return nil, badNonce("the nonce is unknown, used or expired")
+	}
+	// After the nonce: a replayed request learns nothing of the account's
+	// state but badNonce.
+	if a := req.account; a != nil && !a.Current() {
+		return nil, staleAccount(a)
 	}
 	return req, nil
 }

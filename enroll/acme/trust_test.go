@@ -401,3 +401,65 @@ func TestPasswdDuringFinalize(t *testing.T) {
 		t.Fatalf("a serial was journaled (%d → %d, %v)", journal, journal2, err)
 	}
 }
+
+// TestDeactivateDuringFinalize: the account deactivated (as zbcert does
+// with the account it replaces) while a finalize is in flight: nothing is
+// issued.
+func TestDeactivateDuringFinalize(t *testing.T) {
+	e := newTestEnv(t, enroll.Policy{MaxActive: 1, MaxPerDay: 100})
+	a := e.account(t, "alpha")
+	o := e.order(t, a, "alpha")
+	id := strings.TrimPrefix(a.kid, e.url("/acme/acct/"))
+	e.es.Store = &changeDuringFinalize{PolicyStore: e.st, change: func() {
+		acct, err := e.st.GetACMEAccount(context.Background(), id)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		acct.Status = "deactivated"
+		if err := e.st.UpdateACMEAccount(context.Background(), acct, store.AuditEvent{Actor: "acme:" + id, Action: "acme.account.update", Subject: id}); err != nil {
+			t.Error(err)
+		}
+	}}
+	before := e.count(t)
+	wantProblem(t, e.post(t, a, o.Finalize, csrPayload(mustCSR(t))), http.StatusForbidden, "unauthorized")
+	if after := e.count(t); after.Certs != before.Certs {
+		t.Fatal("a certificate was issued to a deactivated account")
+	}
+}
+
+// TestConcurrentNewAccountSameKey: a client that sends its newAccount
+// twice at once (same key, same EAB key) gets one account and two
+// successes (201 and 200), not a false refusal.
+func TestConcurrentNewAccountSameKey(t *testing.T) {
+	e := newTestEnv(t, enroll.Policy{})
+	for range 3 {
+		k := newKey(t, jose.ES256)
+		u := e.url("/acme/new-account")
+		kid, hk := e.addEAB(t, "alpha", time.Now().Add(10*time.Minute))
+		payload := newAccountReq{TermsOfServiceAgreed: true, EAB: eabJWS(t, jose.HS256, hk, kid, u, k.jwkJSON(t))}
+		bodies := [][]byte{e.sign(t, k, u, payload), e.sign(t, k, u, payload)}
+		before := e.count(t)
+		if n := e.postConcurrently(t, u, bodies, http.StatusCreated, http.StatusOK); n != 1 {
+			t.Fatalf("%d creations, want 1 (and one 200)", n)
+		}
+		if after := e.count(t); after.Accounts != before.Accounts+1 {
+			t.Fatalf("%d accounts made", after.Accounts-before.Accounts)
+		}
+	}
+}
+
+// TestReplayOfEndedAccount: a captured request of an account since ended,
+// replayed, gets badNonce like any replay: it tells its holder nothing of
+// the enterprise's state.
+func TestReplayOfEndedAccount(t *testing.T) {
+	e := newTestEnv(t, enroll.Policy{})
+	a := e.account(t, "alpha")
+	newOrder := e.url("/acme/new-order")
+	captured := e.sign(t, a, newOrder, map[string]any{"identifiers": []identifier{{"enterprise", "alpha"}}})
+	wantStatus(t, e.postJOSE(t, newOrder, captured), http.StatusCreated)
+	if _, err := e.st.EndAccess(context.Background(), "alpha", store.AuditEvent{Actor: "operator", Action: "enterprise.logout", Subject: "alpha"}); err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, e.postJOSE(t, newOrder, captured), http.StatusBadRequest, "badNonce")
+}
