@@ -182,9 +182,19 @@ func (r *Responder) response(k *serialKey, e *entry) ocspder.Response {
 	}
 	if e.status == ocspder.Revoked {
 		resp.RevokedAt = time.Unix(0, e.revokedAt)
-		resp.Reason = int(e.reason)
+		resp.Reason = ocspReason(e.reason)
 	}
 	return resp
+}
+
+// ocspReason is the revocationReason of a response: omitted for
+// unspecified (0), as in the CRL (RFC 5280 §5.3.1: the reason code
+// unspecified should be absent rather than 0).
+func ocspReason(reason int8) int {
+	if reason == int8(Unspecified) {
+		return ocspder.NoReason
+	}
+	return int(reason)
 }
 
 // Run keeps the responses fresh until ctx ends: it signs what is unsigned

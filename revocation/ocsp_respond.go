@@ -179,7 +179,7 @@ func (r *Responder) respondLive(req *ocspder.Request, idx int, k *serialKey, e *
 		notIssued = true
 		r.Stats.NotIssued.Add(1)
 	case e.status == ocspder.Revoked:
-		resp.Status, resp.RevokedAt, resp.Reason = ocspder.Revoked, time.Unix(0, e.revokedAt), int(e.reason)
+		resp.Status, resp.RevokedAt, resp.Reason = ocspder.Revoked, time.Unix(0, e.revokedAt), ocspReason(e.reason)
 		r.Stats.Revoked.Add(1)
 	default:
 		resp.Status = ocspder.Good

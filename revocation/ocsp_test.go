@@ -425,3 +425,29 @@ func TestPollWindowMoves(t *testing.T) {
 		t.Errorf("a quiet poll a minute later re-read %d rows", src.rows)
 	}
 }
+
+// TestOCSPUnspecifiedReasonOmitted: a certificate revoked for reason
+// unspecified is answered without a revocationReason, as the CRL lists it
+// (RFC 5280 §5.3.1), on the pre-signed (SHA-1) and the live (SHA-256)
+// paths alike.
+func TestOCSPUnspecifiedReasonOmitted(t *testing.T) {
+	f := newFixture(t, nil)
+	leaf := f.issue(t)
+	iss := f.a.Issuing()
+	if _, err := f.svc.Revoke(context.Background(), leaf.SerialNumber.Text(16), Unspecified, "test", ByOperator); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
+		rec := post(t, f.resp, ocspRequest(t, leaf, iss, h))
+		r, err := ocsp.ParseResponseForCert(rec.Body.Bytes(), leaf, iss)
+		if err != nil || r.Status != ocsp.Revoked {
+			t.Fatalf("%v: %v %+v", h, err, r)
+		}
+		// x/crypto/ocsp reports an absent reason as 0 too: look at the
+		// bytes. revocationReason is [0] EXPLICIT CRLReason inside
+		// RevokedInfo: A0 03 0A 01 00.
+		if bytes.Contains(rec.Body.Bytes(), []byte{0xa0, 0x03, 0x0a, 0x01, 0x00}) {
+			t.Errorf("%v: revocationReason unspecified (0) written; it must be omitted", h)
+		}
+	}
+}
