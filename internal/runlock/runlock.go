@@ -29,10 +29,35 @@ type Lock struct {
 }
 
 // Acquire creates and locks a new boot lock in dir.
+//
+// Live may run in another process between the create and the flock: it
+// finds the new file unlocked, takes the lock itself for an instant and
+// unlinks the file as a dead process's. So Acquire waits for the lock
+// (only such a probe can hold a file just made under a random name), then
+// checks that dir still names the file it locked; if not, the boot was
+// never handed out and Acquire starts again under a new one. Live unlinks
+// only while it holds the lock, so once Acquire holds it on the named file
+// nobody unlinks it until Release, and every later Live reports the boot;
+// no Live before that could matter, as nothing is journaled under a boot
+// before Acquire returns it.
 func Acquire(dir string) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	for attempt := 0; ; attempt++ {
+		l, err := tryAcquire(dir)
+		if l != nil || err != nil {
+			return l, err
+		}
+		if attempt == 10 {
+			return nil, fmt.Errorf("locking a boot lock in %s: removed under us %d times", dir, attempt+1)
+		}
+	}
+}
+
+// tryAcquire makes one boot lock; it returns nil, nil when Live removed the
+// file before the lock was taken.
+func tryAcquire(dir string) (*Lock, error) {
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
@@ -43,14 +68,37 @@ func Acquire(dir string) (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if testHookCreated != nil {
+		testHookCreated(path)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
 		os.Remove(path)
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
+	locked, err := f.Stat()
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	named, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || err == nil && !os.SameFile(locked, named) {
+		f.Close() // Live took it for a dead process's
+		return nil, nil
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
 	fmt.Fprintf(f, "%d\n", os.Getpid())
 	return &Lock{Boot: boot, f: f, path: path}, nil
 }
+
+// testHookCreated, when set by a test, runs between Acquire's create and
+// its flock.
+var testHookCreated func(path string)
 
 // Release removes the lock (on a clean exit).
 func (l *Lock) Release() {

@@ -129,3 +129,79 @@ func TestHolder(t *testing.T) {
 	}
 	g.Close()
 }
+
+// TestAcquireRacesLive: Live runs between Acquire's create and its flock
+// (the hook stands for the scheduler). The acquiring process must come out
+// with a lock file that exists under its boot and that Live reports live,
+// not with a lock on a file Live unlinked.
+func TestAcquireRacesLive(t *testing.T) {
+	dir := t.TempDir()
+	raced := false
+	testHookCreated = func(string) {
+		if raced {
+			return // one race; a retry is left alone
+		}
+		raced = true
+		if _, err := Live(dir); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { testHookCreated = nil }()
+	l, err := Acquire(dir)
+	if err != nil {
+		t.Fatalf("Acquire: %v", err)
+	}
+	defer l.Release()
+	if _, err := os.Stat(filepath.Join(dir, l.Boot+".lock")); err != nil {
+		t.Errorf("lock file of boot %s: %v", l.Boot, err)
+	}
+	if live, _ := Live(dir); !slices.Equal(live, []string{l.Boot}) {
+		t.Errorf("live %v, want [%s]", live, l.Boot)
+	}
+}
+
+// TestAcquireWaitsForProbe: Live's probe holds the new file's lock for an
+// instant (it found it unlocked) when Acquire tries to lock it. Acquire
+// must wait, not fail; and if the probe removed the file, take a new one.
+func TestAcquireWaitsForProbe(t *testing.T) {
+	for _, remove := range []bool{false, true} {
+		t.Run(map[bool]string{false: "kept", true: "removed"}[remove], func(t *testing.T) {
+			dir := t.TempDir()
+			var probes int
+			testHookCreated = func(path string) {
+				probes++
+				if probes > 1 {
+					return // the retry is left alone
+				}
+				f, err := os.OpenFile(path, os.O_RDWR, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+					t.Error(err)
+				}
+				// Released once Acquire is (or is about to be) waiting.
+				go func() {
+					time.Sleep(50 * time.Millisecond)
+					if remove {
+						os.Remove(path)
+					}
+					f.Close()
+				}()
+			}
+			defer func() { testHookCreated = nil }()
+			l, err := Acquire(dir)
+			if err != nil {
+				t.Fatalf("Acquire: %v", err)
+			}
+			defer l.Release()
+			if live, _ := Live(dir); !slices.Equal(live, []string{l.Boot}) {
+				t.Errorf("live %v, want [%s]", live, l.Boot)
+			}
+			if want := map[bool]int{false: 1, true: 2}[remove]; probes != want {
+				t.Errorf("%d files created, want %d", probes, want)
+			}
+		})
+	}
+}
