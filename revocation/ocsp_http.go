@@ -30,7 +30,7 @@ func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		var ok bool
 		if der, ok = decodeGETPath(req.URL.EscapedPath()); !ok {
 			r.Stats.Malformed.Add(1)
-			writeOCSP(w, ocspder.MalformedRequest, nil)
+			r.writeOCSP(w, ocspder.MalformedRequest, nil)
 			return
 		}
 	case http.MethodPost:
@@ -44,7 +44,7 @@ func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if err != nil || len(b) > MaxOCSPRequest {
 			r.Stats.Malformed.Add(1)
 			w.Header().Set("Connection", "close")
-			writeOCSP(w, ocspder.MalformedRequest, nil)
+			r.writeOCSP(w, ocspder.MalformedRequest, nil)
 			return
 		}
 		der = b
@@ -56,24 +56,25 @@ func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	parsed, err := ocspder.ParseRequest(der)
 	if err != nil {
 		r.Stats.Malformed.Add(1)
-		writeOCSP(w, ocspder.MalformedRequest, nil)
+		r.writeOCSP(w, ocspder.MalformedRequest, nil)
 		return
 	}
 	bp := bufPool.Get().(*[]byte)
 	a := r.Respond(parsed, (*bp)[:0])
-	writeOCSP(w, a.DER, &a)
+	r.writeOCSP(w, a.DER, &a)
 	*bp = a.DER[:0]
 	if cap(*bp) <= 8192 {
 		bufPool.Put(bp)
 	}
 }
 
-// writeOCSP writes an OCSP response with RFC 5019 §6 caching headers.
-func writeOCSP(w http.ResponseWriter, der []byte, a *Answer) {
+// writeOCSP writes an OCSP response with RFC 5019 §6 caching headers;
+// max-age counts from the responder's clock, as thisUpdate does.
+func (r *Responder) writeOCSP(w http.ResponseWriter, der []byte, a *Answer) {
 	h := w.Header()
 	h["Content-Type"] = ctOCSP
 	if a != nil && a.Cacheable {
-		maxAge := max(a.NextUpdate.Unix()-time.Now().Unix(), 0)
+		maxAge := max(a.NextUpdate.Unix()-r.o.Now().Unix(), 0)
 		h["Cache-Control"] = headerCache.get(cacheControl, maxAge)
 		h["Last-Modified"] = headerCache.get(httpDate, a.ThisUpdate.Unix())
 		h["Expires"] = headerCache.get(httpDate, a.NextUpdate.Unix())

@@ -61,7 +61,7 @@ func (r *Responder) cached(k *serialKey, idx int, dst []byte) (Answer, bool) {
 		return Answer{}, false
 	}
 	e := &sh.ents[i]
-	if int(e.issuer) != idx || !e.signed(time.Now().Unix()) {
+	if int(e.issuer) != idx || !e.signed(r.o.Now().Unix()) {
 		return Answer{}, false
 	}
 	resp := r.response(k, e)
