@@ -95,7 +95,7 @@ type CertificateJSON struct {
 }
 
 func (a *API) list(c echo.Context, username string) ([]CertificateJSON, error) {
-	return ownerCertificates(c.Request().Context(), a.Store, username, a.now())
+	return OwnerCertificates(c.Request().Context(), a.Store, username, a.now())
 }
 
 // certificates: POST /api/v1/certificates {username, password} → the
@@ -125,7 +125,7 @@ func (a *API) revoke(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	reason, err := subscriberReason(req.Reason)
+	reason, err := ParseSubscriberReason(req.Reason)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func (a *API) revoke(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	revoked, err := revokeOwned(c.Request().Context(), a.Revocation, list, e.Username, req.Serial, reason)
+	revoked, err := RevokeOwned(c.Request().Context(), a.Revocation, list, e.Username, req.Serial, reason)
 	if err != nil {
 		return err
 	}

@@ -19,9 +19,9 @@ type CertLister interface {
 	ListCertificates(ctx context.Context, f store.CertFilter) ([]store.Certificate, error)
 }
 
-// ownerCertificates returns username's client certificates, newest first
+// OwnerCertificates returns username's client certificates, newest first
 // as the store lists them, with expired ones marked.
-func ownerCertificates(ctx context.Context, st CertLister, username string, now time.Time) ([]CertificateJSON, error) {
+func OwnerCertificates(ctx context.Context, st CertLister, username string, now time.Time) ([]CertificateJSON, error) {
 	certs, err := st.ListCertificates(ctx, store.CertFilter{Username: username, Profile: store.ProfileClient, Limit: 1000})
 	if err != nil {
 		return nil, err
@@ -42,9 +42,9 @@ func ownerCertificates(ctx context.Context, st CertLister, username string, now 
 	return out, nil
 }
 
-// subscriberReason parses a reason an enterprise may choose for its own
-// certificate; "" is unspecified.
-func subscriberReason(s string) (revocation.Reason, error) {
+// ParseSubscriberReason parses a reason an enterprise may choose for its
+// own certificate; "" is unspecified.
+func ParseSubscriberReason(s string) (revocation.Reason, error) {
 	reason := revocation.Unspecified
 	if s != "" {
 		var err error
@@ -58,11 +58,11 @@ func subscriberReason(s string) (revocation.Reason, error) {
 	return reason, nil
 }
 
-// revokeOwned revokes serial, or every active certificate for "all", among
+// RevokeOwned revokes serial, or every active certificate for "all", among
 // list (username's certificates). A serial not in list is zerr.NotFound,
 // whether it exists or not; one already revoked is zerr.Conflict (skipped
 // silently for "all"). It returns the serials revoked.
-func revokeOwned(ctx context.Context, rev *revocation.Service, list []CertificateJSON, username, serial string, reason revocation.Reason) ([]string, error) {
+func RevokeOwned(ctx context.Context, rev *revocation.Service, list []CertificateJSON, username, serial string, reason revocation.Reason) ([]string, error) {
 	var targets []string
 	if serial == "all" {
 		for _, j := range list {

@@ -7,7 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/zbca/zbca/ca"
-	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/internal/web"
 )
 
 // fallback is the HTTPS listener's page when no portal is configured
@@ -25,10 +25,10 @@ var fallback = template.Must(template.New("fallback").Parse(`<!doctype html>
 </body></html>`))
 
 // registerPortal serves the HTTPS listener: the enrollment portal, the CA
-// files, the enrollment API and ACME, all with the portal's security
-// headers.
+// files, the enrollment API, ACME and verification, all with the
+// listener's security headers (web.SecurityHeaders).
 func (s *Server) registerPortal(e *echo.Echo) {
-	e.Use(enroll.SecurityHeaders)
+	e.Use(web.SecurityHeaders)
 	if s.opts.Portal != nil {
 		s.opts.Portal.Register(e)
 	} else {

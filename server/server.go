@@ -22,6 +22,7 @@ import (
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/enroll/acme"
+	"github.com/zbca/zbca/enroll/portal"
 	"github.com/zbca/zbca/internal/adminsock"
 	"github.com/zbca/zbca/internal/web"
 	"github.com/zbca/zbca/revocation"
@@ -51,7 +52,7 @@ type Options struct {
 	API    *enroll.API
 	ACME   *acme.Server
 	// Portal serves the enrollment pages at / (a bare page without it).
-	Portal *enroll.Portal
+	Portal *portal.Portal
 	// Verify serves the verification API on the HTTPS listener when set.
 	Verify *verify.Handler
 	// AdminToken is the bearer token of /admin/v1/*.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/internal/web"
 	"github.com/zbca/zbca/store"
 )
 
@@ -76,7 +76,7 @@ func BenchmarkHandlerMemory(b *testing.B) {
 	f := newFixture(b)
 	f.svc.current = memStatus{}
 	e := newEcho(f)
-	e.Use(enroll.SecurityHeaders)
+	e.Use(web.SecurityHeaders)
 	body := mustJSON(pemOf(f.issueAt(b, "acme", t0.AddDate(-1, 0, 0)).Certificate), "acme")
 	b.ReportAllocs()
 	b.ResetTimer()

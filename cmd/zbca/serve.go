@@ -17,6 +17,7 @@ import (
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/enroll/acme"
+	"github.com/zbca/zbca/enroll/portal"
 	"github.com/zbca/zbca/internal/adminsock"
 	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/revocation"
@@ -212,7 +213,7 @@ func (a *app) serve(parent context.Context) error {
 	es := a.enrollService(st, auth, svc)
 	es.OCSP, es.CRL = resp, pub
 	api := &enroll.API{Auth: authn, Store: st, Revocation: svc, EABLifetime: a.cfg.Enroll.EABLifetime.Duration, Logger: a.log}
-	portal, err := enroll.NewPortal(enroll.PortalOptions{Auth: authn, Enroll: es, Store: st, Revocation: svc,
+	portal, err := portal.New(portal.Options{Auth: authn, Enroll: es, Store: st, Revocation: svc,
 		DownloadsDir: filepath.Join(a.cfg.DataDir, "downloads"), Logger: a.log})
 	if err != nil {
 		return err

@@ -1,6 +1,6 @@
-// Package web holds what every zbca HTTP listener shares: the Echo
-// instance settings, the one error handler that turns zerr kinds into HTTP
-// answers, and the request log.
+// Package web holds what zbca's HTTP listeners share: the Echo instance
+// settings, the one error handler that turns zerr kinds into HTTP answers,
+// the request log, and the security headers of the HTTPS listener.
 package web
 
 import (

@@ -1,4 +1,4 @@
-package enroll
+package portal
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/internal/zerr"
 )
 
@@ -69,7 +70,7 @@ var pageFuncs = template.FuncMap{
 
 // parsePages parses each page template with the layout and the partials.
 func parsePages() (map[string]*template.Template, error) {
-	names, err := fs.Glob(portalTemplates, "portal/templates/*.html")
+	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func parsePages() (map[string]*template.Template, error) {
 		if base == "layout" || base == "partials" {
 			continue
 		}
-		t, err := template.New(base).Funcs(pageFuncs).ParseFS(portalTemplates, "portal/templates/layout.html", "portal/templates/partials.html", n)
+		t, err := template.New(base).Funcs(pageFuncs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("portal template %s: %w", base, err)
 		}
@@ -151,7 +152,7 @@ func (p *Portal) errorText(c echo.Context, err error) (int, string) {
 	case zerr.Policy:
 		return http.StatusForbidden, text(lang, "err.policy") + " " + zerr.Public(err)
 	case zerr.Disabled:
-		return http.StatusForbidden, localize(GenericLoginError, lang)
+		return http.StatusForbidden, localize(enroll.GenericLoginError, lang)
 	case zerr.BadRequest, zerr.NotFound, zerr.Conflict:
 		return statusOfKind(err), zerr.Public(err)
 	}

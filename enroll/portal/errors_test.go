@@ -1,4 +1,4 @@
-package enroll_test
+package portal_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/enroll/portal"
 	"github.com/zbca/zbca/store"
 )
 
@@ -34,7 +35,7 @@ func (f *failingLister) ListCertificates(ctx context.Context, fl store.CertFilte
 func TestPortalNeverShowsInternalText(t *testing.T) {
 	env := newSvcEnv(t, enroll.Policy{})
 	st := &failingLister{SQL: env.st}
-	pe := &portalEnv{svcEnv: env, e: newPortalNode(t, env, st, enroll.PortalOptions{})}
+	pe := &portalEnv{svcEnv: env, e: newPortalNode(t, env, st, portal.Options{})}
 	b := pe.browser(t)
 	b.login("alpha", portalPassword)
 	st.on.Store(true)

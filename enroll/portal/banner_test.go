@@ -1,28 +1,30 @@
-package enroll
+package portal
 
 import (
 	"testing"
 	"time"
+
+	"github.com/zbca/zbca/enroll"
 )
 
 func TestExpiryBanner(t *testing.T) {
 	t0 := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := func(status string, nb time.Time, days int) CertificateJSON {
-		return CertificateJSON{Status: status, NotBefore: nb, DaysLeft: days}
+	c := func(status string, nb time.Time, days int) enroll.CertificateJSON {
+		return enroll.CertificateJSON{Status: status, NotBefore: nb, DaysLeft: days}
 	}
 	for _, tc := range []struct {
 		name string
-		list []CertificateJSON
+		list []enroll.CertificateJSON
 		want string // "", "warn" or "error"
 	}{
 		{"none", nil, ""},
-		{"fresh", []CertificateJSON{c("active", t0, 900)}, ""},
-		{"expiring", []CertificateJSON{c("active", t0, 12)}, "warn"},
-		{"expires in 30 days", []CertificateJSON{c("active", t0, 30)}, "warn"},
-		{"expired", []CertificateJSON{c("expired", t0, -3)}, "error"},
-		{"expiring but a newer one exists", []CertificateJSON{c("active", t0, 5), c("active", t0.Add(time.Hour), 1095)}, ""},
-		{"expired but a newer one exists", []CertificateJSON{c("active", t0.Add(time.Hour), 1000), c("expired", t0, -1)}, ""},
-		{"only revoked", []CertificateJSON{c("revoked", t0, 3)}, ""},
+		{"fresh", []enroll.CertificateJSON{c("active", t0, 900)}, ""},
+		{"expiring", []enroll.CertificateJSON{c("active", t0, 12)}, "warn"},
+		{"expires in 30 days", []enroll.CertificateJSON{c("active", t0, 30)}, "warn"},
+		{"expired", []enroll.CertificateJSON{c("expired", t0, -3)}, "error"},
+		{"expiring but a newer one exists", []enroll.CertificateJSON{c("active", t0, 5), c("active", t0.Add(time.Hour), 1095)}, ""},
+		{"expired but a newer one exists", []enroll.CertificateJSON{c("active", t0.Add(time.Hour), 1000), c("expired", t0, -1)}, ""},
+		{"only revoked", []enroll.CertificateJSON{c("revoked", t0, 3)}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := expiryBanner(tc.list, "en")

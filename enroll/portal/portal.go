@@ -1,4 +1,15 @@
-package enroll
+// Package portal is the enrollment portal: server-rendered pages on the
+// HTTPS listener where an enterprise's clerk downloads the root, applies
+// for and reissues a certificate (the key pair, the CSR and the PKCS#12
+// file are made in the browser), lists and revokes its certificates, and
+// reads the help. It holds its templates and browser code (templates/,
+// static/) and issues, lists and revokes through package enroll, as the
+// API and ACME do. The files are: portal.go (options, routes), view.go
+// (templates, languages, error pages), text.go (the short texts),
+// security.go (CSRF, sessions), pages.go (home, download, help, login),
+// issue.go (apply, reissue, pasted CSR), keygen.go (server-side keys),
+// owner.go (my certificates, revoke).
+package portal
 
 import (
 	"context"
@@ -14,41 +25,32 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/internal/web"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
 
-// The enrollment portal: server-rendered pages on the HTTPS listener where
-// an enterprise's clerk downloads the root, applies for and reissues a
-// certificate (the key pair, the CSR and the PKCS#12 file are made in the
-// browser), lists and revokes its certificates, and reads the help. The
-// files are: portal.go (options, routes), portal_view.go (templates,
-// languages), portal_security.go (headers, CSRF, sessions),
-// portal_pages.go (home, download, help), portal_issue.go (apply,
-// reissue, pasted CSR), portal_keygen.go (server-side keys),
-// portal_owner.go (my certificates, revoke).
+//go:embed templates/*.html
+var templateFS embed.FS
 
-//go:embed portal/templates/*.html
-var portalTemplates embed.FS
+//go:embed static
+var staticFS embed.FS
 
-//go:embed portal/static
-var portalStatic embed.FS
-
-// PortalStore is what the portal reads, and its login sessions.
-type PortalStore interface {
-	CertLister
+// Store is what the portal reads, and its login sessions.
+type Store interface {
+	enroll.CertLister
 	// ServerKeygen reports whether an enterprise may have the server make
 	// its key (store.KeygenStore).
 	ServerKeygen(ctx context.Context, username string) (bool, error)
 	store.SessionStore
 }
 
-// PortalOptions configures NewPortal.
-type PortalOptions struct {
-	Auth       Authenticator
-	Enroll     *Service // issues; its CA gives the root and the chain
-	Store      PortalStore
+// Options configures New.
+type Options struct {
+	Auth       enroll.Authenticator
+	Enroll     *enroll.Service // issues; its CA gives the root and the chain
+	Store      Store
 	Revocation *revocation.Service
 	// DownloadsDir holds the zbcert binaries offered on the download page
 	// (<data_dir>/downloads); missing or empty means none are offered.
@@ -61,7 +63,7 @@ type PortalOptions struct {
 
 // Portal serves the enrollment pages. Safe for concurrent use.
 type Portal struct {
-	o        PortalOptions
+	o        Options
 	pages    map[string]*template.Template
 	static   map[string]*staticFile
 	sessions *sessions
@@ -71,11 +73,11 @@ type Portal struct {
 	toolSums fileSums
 }
 
-// NewPortal checks the options and parses the templates.
-func NewPortal(o PortalOptions) (*Portal, error) {
+// New checks the options and parses the templates.
+func New(o Options) (*Portal, error) {
 	switch {
 	case o.Auth == nil || o.Enroll == nil || o.Enroll.CA == nil || o.Store == nil || o.Revocation == nil:
-		return nil, errors.New("enroll: portal needs an authenticator, the enrollment service with its CA, a store and the revocation service")
+		return nil, errors.New("portal: needs an authenticator, the enrollment service with its CA, a store and the revocation service")
 	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = 10 * time.Minute
@@ -90,7 +92,7 @@ func NewPortal(o PortalOptions) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
-	sub, err := fs.Sub(portalStatic, "portal/static")
+	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +112,7 @@ func (p *Portal) Register(e *echo.Echo) {
 	// limit (a pasted CSR is at most ca.MaxCSRSize), the language, CSRF.
 	// Route middleware, not a group's: a group would add a catch-all
 	// route and turn every 404 of the listener into a portal page.
-	mw := []echo.MiddlewareFunc{p.htmlErrors, SecurityHeaders, bodyLimit(96 << 10), p.language, p.csrf}
+	mw := []echo.MiddlewareFunc{p.htmlErrors, web.SecurityHeaders, bodyLimit(96 << 10), p.language, p.csrf}
 	get := func(path string, h echo.HandlerFunc) { e.GET(path, h, mw...) }
 	post := func(path string, h echo.HandlerFunc) { e.POST(path, h, mw...) }
 	get("/", p.home)
@@ -141,53 +143,6 @@ func (p *Portal) notFound(c echo.Context) error {
 		}
 	}
 	return echo.ErrNotFound
-}
-
-// SecurityHeaders sets the headers of every HTTPS answer. Pages (the
-// portal, the CA files) get HSTS, no framing, no sniffing, no referrer,
-// and a Content-Security-Policy that allows scripts and styles from this
-// origin only (no inline script). The JSON APIs under /api/ get the set
-// of OWASP's REST Security Cheat Sheet: HSTS, nosniff, no framing and a
-// policy that allows nothing; the page-only headers would only lengthen
-// every answer of the verification API, which a login waits for.
-func SecurityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		// Assigned with canonical keys and shared values (net/http only
-		// reads them; each has len == cap, so an Add copies): this runs
-		// on every request of the HTTPS listener.
-		set := pageHeaders[:]
-		if strings.HasPrefix(c.Request().URL.Path, "/api/") {
-			set = apiHeaders[:]
-		}
-		h := c.Response().Header()
-		for _, kv := range set {
-			h[kv.k] = kv.v
-		}
-		return next(c)
-	}
-}
-
-type headerValue struct {
-	k string
-	v []string
-}
-
-var pageHeaders = [...]headerValue{
-	{"Strict-Transport-Security", []string{"max-age=31536000"}},
-	{"X-Frame-Options", []string{"DENY"}},
-	{"X-Content-Type-Options", []string{"nosniff"}},
-	{"Content-Security-Policy", []string{"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"}},
-	// same-origin, not no-referrer: with no-referrer browsers send
-	// "Origin: null" on the portal's own form posts.
-	{"Referrer-Policy", []string{"same-origin"}},
-	{"Cross-Origin-Opener-Policy", []string{"same-origin"}},
-}
-
-var apiHeaders = [...]headerValue{
-	{"Strict-Transport-Security", []string{"max-age=31536000"}},
-	{"X-Frame-Options", []string{"DENY"}},
-	{"X-Content-Type-Options", []string{"nosniff"}},
-	{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'"}},
 }
 
 // bodyLimit refuses request bodies over n bytes with 413. (Echo's

@@ -1,4 +1,4 @@
-package enroll
+package portal
 
 import (
 	"encoding/pem"
@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/store"
 )
@@ -28,11 +29,11 @@ func (p *Portal) applyPage(c echo.Context) error {
 
 func (p *Portal) renderApply(c echo.Context, status int, page, user, errText string) error {
 	ctx := c.Request().Context()
-	list, err := ownerCertificates(ctx, p.o.Store, user, p.o.Now())
+	list, err := enroll.OwnerCertificates(ctx, p.o.Store, user, p.o.Now())
 	if err != nil {
 		return err
 	}
-	var active []CertificateJSON
+	var active []enroll.CertificateJSON
 	for _, j := range list {
 		if j.Status == store.CertActive {
 			active = append(active, j)
@@ -76,7 +77,7 @@ func (p *Portal) apply(c echo.Context) error {
 	if err != nil {
 		return p.applyError(c, u, err)
 	}
-	iss, err := p.o.Enroll.Issue(c.Request().Context(), Request{Username: u, CSR: csr, Actor: "enterprise:" + u, CredentialEpoch: p.sessionEpoch(c)})
+	iss, err := p.o.Enroll.Issue(c.Request().Context(), enroll.Request{Username: u, CSR: csr, Actor: "enterprise:" + u, CredentialEpoch: p.sessionEpoch(c)})
 	if err != nil {
 		return p.applyError(c, u, err)
 	}

@@ -1,4 +1,4 @@
-package enroll_test
+package portal_test
 
 import (
 	"context"
@@ -27,6 +27,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/enroll/portal"
 	"github.com/zbca/zbca/internal/web"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/store"
@@ -55,7 +56,7 @@ type portalEnv struct {
 func newPortalEnv(t *testing.T, downloads ...string) *portalEnv {
 	t.Helper()
 	env := newSvcEnv(t, enroll.Policy{})
-	o := enroll.PortalOptions{}
+	o := portal.Options{}
 	if len(downloads) > 0 {
 		o.DownloadsDir = downloads[0]
 	}
@@ -64,19 +65,19 @@ func newPortalEnv(t *testing.T, downloads ...string) *portalEnv {
 
 // newPortalNode is one node's portal (its own Guard, Portal and echo) on
 // env's enrollment service, keeping its state in st; o adds options.
-func newPortalNode(t *testing.T, env *svcEnv, st enroll.PortalStore, o enroll.PortalOptions) *echo.Echo {
+func newPortalNode(t *testing.T, env *svcEnv, st portal.Store, o portal.Options) *echo.Echo {
 	t.Helper()
 	g, err := enroll.NewGuard(fixedAuth{st: env.st}, enroll.GuardOptions{Store: env.st, Name: "test", Now: env.clock.Now, PerIPRate: 1000, PerIPBurst: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Auth, o.Enroll, o.Store, o.Revocation, o.Now = g, env.svc, st, env.svc.Revoke, env.clock.Now
-	p, err := enroll.NewPortal(o)
+	p, err := portal.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := web.New(slog.New(slog.DiscardHandler), "https")
-	e.Use(enroll.SecurityHeaders)
+	e.Use(web.SecurityHeaders)
 	p.Register(e)
 	return e
 }
@@ -301,7 +302,7 @@ func TestPortalLogin(t *testing.T) {
 // the first; sessions expire after the TTL on every node.
 func TestPortalSessionsAcrossNodes(t *testing.T) {
 	pe := newPortalEnv(t)
-	other := newPortalNode(t, pe.svcEnv, pe.st, enroll.PortalOptions{})
+	other := newPortalNode(t, pe.svcEnv, pe.st, portal.Options{})
 	b := pe.browser(t)
 	if rec := b.login("alpha", portalPassword); rec.Code != http.StatusSeeOther {
 		t.Fatalf("login: %d", rec.Code)
@@ -326,7 +327,7 @@ func TestPortalSessionsAcrossNodes(t *testing.T) {
 
 // failingSessions is the real store whose session calls fail on demand.
 type failingSessions struct {
-	enroll.PortalStore
+	portal.Store
 	fail bool
 }
 
@@ -336,14 +337,14 @@ func (f *failingSessions) CreateSession(ctx context.Context, token, username str
 	if f.fail {
 		return errDatabaseDown
 	}
-	return f.PortalStore.CreateSession(ctx, token, username, epoch, expires)
+	return f.Store.CreateSession(ctx, token, username, epoch, expires)
 }
 
 func (f *failingSessions) Session(ctx context.Context, token string, now time.Time) (string, int64, bool, error) {
 	if f.fail {
 		return "", 0, false, errDatabaseDown
 	}
-	return f.PortalStore.Session(ctx, token, now)
+	return f.Store.Session(ctx, token, now)
 }
 
 // syncBuffer is a log sink safe for concurrent writes.
@@ -369,9 +370,9 @@ func (s *syncBuffer) String() string {
 // (the login form), with a warning, not an error page.
 func TestPortalSessionStoreDown(t *testing.T) {
 	env := newSvcEnv(t, enroll.Policy{})
-	st := &failingSessions{PortalStore: env.st}
+	st := &failingSessions{Store: env.st}
 	var logs syncBuffer
-	e := newPortalNode(t, env, st, enroll.PortalOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	e := newPortalNode(t, env, st, portal.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	b := &browser{t: t, e: e, cookies: map[string]*http.Cookie{}}
 	st.fail = true
 	wantBody(t, b.login("alpha", portalPassword), http.StatusInternalServerError)
@@ -444,12 +445,12 @@ func TestPortalPastedCSR(t *testing.T) {
 
 func TestPortalCertificatesAndRevoke(t *testing.T) {
 	pe := newPortalEnv(t)
-	iss := pe.issue(t, "alpha", nil)
+	iss := pe.issue(t, "alpha")
 	b := pe.browser(t)
 	b.login("alpha", portalPassword)
 	wantBody(t, b.do("GET", "/certificates", nil, nil), http.StatusOK, iss.Record.Serial, "有效", "1095")
 	// Another enterprise's serial is not offered and not accepted.
-	other := pe.issue(t, "beta", nil)
+	other := pe.issue(t, "beta")
 	wantBody(t, b.post("/revoke", url.Values{"serial": {other.Record.Serial}, "reason": {"keyCompromise"}}), http.StatusBadRequest, "请从列表中选择")
 	wantBody(t, b.post("/revoke", url.Values{"serial": {iss.Record.Serial}, "reason": {"cACompromise"}}), http.StatusBadRequest, "may not be chosen")
 	// Step one shows what will be revoked; nothing is revoked yet.
@@ -544,36 +545,4 @@ func TestPortalDownloads(t *testing.T) {
 	// Without the directory the page says so.
 	wantBody(t, pe.browser(t).do("GET", "/download", nil, nil), http.StatusOK)
 	wantBody(t, newPortalEnv(t).browser(t).do("GET", "/download", nil, nil), http.StatusOK, "尚未提供 zbcert")
-}
-
-// TestSecurityHeadersAPI: the JSON APIs get the REST set (nothing may be
-// loaded, no framing, no sniffing, HSTS), pages the document set.
-func TestSecurityHeadersAPI(t *testing.T) {
-	e := web.New(slog.New(slog.DiscardHandler), "https")
-	e.Use(enroll.SecurityHeaders)
-	ok := func(c echo.Context) error { return c.String(http.StatusOK, "ok") }
-	e.POST("/api/v1/verify", ok)
-	e.GET("/apikeys", ok) // a page whose name starts like the API's
-	for path, want := range map[string]struct{ csp, referrer string }{
-		"/api/v1/verify": {"default-src 'none'; frame-ancestors 'none'", ""},
-		"/apikeys":       {"", "same-origin"},
-	} {
-		method := http.MethodGet
-		if strings.HasPrefix(path, "/api/") {
-			method = http.MethodPost
-		}
-		rec := httptest.NewRecorder()
-		e.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
-		h := rec.Header()
-		if rec.Code != 200 || h.Get("Strict-Transport-Security") == "" || h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" {
-			t.Errorf("%s: %d %v", path, rec.Code, h)
-		}
-		csp := h.Get("Content-Security-Policy")
-		if want.csp != "" && csp != want.csp || want.csp == "" && !strings.Contains(csp, "script-src 'self'") {
-			t.Errorf("%s: CSP %q", path, csp)
-		}
-		if h.Get("Referrer-Policy") != want.referrer {
-			t.Errorf("%s: Referrer-Policy %q, want %q", path, h.Get("Referrer-Policy"), want.referrer)
-		}
-	}
 }

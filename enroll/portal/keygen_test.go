@@ -1,4 +1,4 @@
-package enroll_test
+package portal_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/enroll/portal"
 	"github.com/zbca/zbca/store"
 )
 
@@ -16,9 +17,9 @@ import (
 // CPU on a key (RSA-2048: tens of milliseconds each).
 func TestPortalKeygenPolicyBeforeKey(t *testing.T) {
 	env := newSvcEnv(t, enroll.Policy{MaxPerDay: 1})
-	pe := &portalEnv{svcEnv: env, e: newPortalNode(t, env, env.st, enroll.PortalOptions{})}
+	pe := &portalEnv{svcEnv: env, e: newPortalNode(t, env, env.st, portal.Options{})}
 	var keys atomic.Int64
-	defer enroll.CountKeygens(func() { keys.Add(1) })()
+	defer portal.CountKeygens(func() { keys.Add(1) })()
 	ctx := context.Background()
 	for _, u := range []string{"alpha", "beta"} {
 		if err := pe.st.SetServerKeygen(ctx, u, true, store.AuditEvent{Actor: "test", Action: "enterprise.set"}); err != nil {

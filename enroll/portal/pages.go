@@ -1,4 +1,4 @@
-package enroll
+package portal
 
 import (
 	"crypto/sha256"
@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/internal/zerr"
 )
 
@@ -142,7 +143,7 @@ func (p *Portal) login(c echo.Context) error {
 	if !slices.Contains(loginNext, next) {
 		next = "certificates"
 	}
-	e, err := p.o.Auth.Authenticate(c.Request().Context(), Attempt{Username: strings.TrimSpace(c.FormValue("username")), Password: c.FormValue("password"), IP: c.RealIP()})
+	e, err := p.o.Auth.Authenticate(c.Request().Context(), enroll.Attempt{Username: strings.TrimSpace(c.FormValue("username")), Password: c.FormValue("password"), IP: c.RealIP()})
 	if err != nil {
 		if zerr.KindOf(err) != zerr.Unauthorized {
 			return err

@@ -1,4 +1,4 @@
-package enroll
+package portal
 
 import "crypto"
 

@@ -1,4 +1,4 @@
-package enroll
+package portal
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
@@ -19,8 +20,8 @@ type banner struct{ Class, Text string }
 // expiryBanner warns about the newest certificate that is not revoked
 // when it has expired or expires within 30 days. Older certificates are
 // never warned about: once a newer one exists, the reminder stops.
-func expiryBanner(list []CertificateJSON, lang string) *banner {
-	var newest *CertificateJSON
+func expiryBanner(list []enroll.CertificateJSON, lang string) *banner {
+	var newest *enroll.CertificateJSON
 	for i := range list {
 		j := &list[i]
 		if j.Status == store.CertRevoked {
@@ -46,7 +47,7 @@ func (p *Portal) certificatesPage(c echo.Context) error {
 	if u == "" {
 		return err
 	}
-	list, err := ownerCertificates(c.Request().Context(), p.o.Store, u, p.o.Now())
+	list, err := enroll.OwnerCertificates(c.Request().Context(), p.o.Store, u, p.o.Now())
 	if err != nil {
 		return err
 	}
@@ -67,11 +68,11 @@ func (p *Portal) revokePage(c echo.Context) error {
 }
 
 func (p *Portal) renderRevoke(c echo.Context, status int, user, errText string) error {
-	list, err := ownerCertificates(c.Request().Context(), p.o.Store, user, p.o.Now())
+	list, err := enroll.OwnerCertificates(c.Request().Context(), p.o.Store, user, p.o.Now())
 	if err != nil {
 		return err
 	}
-	var active []CertificateJSON
+	var active []enroll.CertificateJSON
 	for _, j := range list {
 		if j.Status == store.CertActive {
 			active = append(active, j)
@@ -87,12 +88,12 @@ func (p *Portal) renderRevoke(c echo.Context, status int, user, errText string) 
 // revokeChoice reads and checks the revoke form: the serial (one of the
 // enterprise's active certificates, or "all") and the reason. It returns
 // the serials that would be revoked.
-func (p *Portal) revokeChoice(c echo.Context, user string) (serial string, reason revocation.Reason, targets []string, list []CertificateJSON, err error) {
-	list, err = ownerCertificates(c.Request().Context(), p.o.Store, user, p.o.Now())
+func (p *Portal) revokeChoice(c echo.Context, user string) (serial string, reason revocation.Reason, targets []string, list []enroll.CertificateJSON, err error) {
+	list, err = enroll.OwnerCertificates(c.Request().Context(), p.o.Store, user, p.o.Now())
 	if err != nil {
 		return "", 0, nil, nil, err
 	}
-	reason, err = subscriberReason(c.FormValue("reason"))
+	reason, err = enroll.ParseSubscriberReason(c.FormValue("reason"))
 	if err != nil {
 		return "", 0, nil, nil, err
 	}
@@ -138,7 +139,7 @@ func (p *Portal) revoke(c echo.Context) error {
 	if len(targets) == 0 {
 		return p.renderRevoke(c, http.StatusBadRequest, u, text(lang, "err.bad_choice"))
 	}
-	revoked, err := revokeOwned(c.Request().Context(), p.o.Revocation, list, u, serial, reason)
+	revoked, err := enroll.RevokeOwned(c.Request().Context(), p.o.Revocation, list, u, serial, reason)
 	if err != nil {
 		return err
 	}

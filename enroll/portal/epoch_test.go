@@ -1,4 +1,4 @@
-package enroll_test
+package portal_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package enroll
+package portal
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/store"
 )
@@ -139,7 +140,7 @@ func (p *Portal) keygen(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	iss, err := p.o.Enroll.Issue(c.Request().Context(), Request{Username: u, CSR: csr, Actor: "enterprise:" + u, CredentialEpoch: p.sessionEpoch(c)})
+	iss, err := p.o.Enroll.Issue(c.Request().Context(), enroll.Request{Username: u, CSR: csr, Actor: "enterprise:" + u, CredentialEpoch: p.sessionEpoch(c)})
 	if err != nil {
 		if errors.Is(err, store.ErrAccessEnded) {
 			// The password changed (or access ended) while this request
