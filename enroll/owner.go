@@ -2,10 +2,10 @@ package enroll
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/internal/expiry"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
@@ -29,8 +29,8 @@ func OwnerCertificates(ctx context.Context, st CertLister, username string, now 
 	out := []CertificateJSON{}
 	for _, r := range certs {
 		j := CertificateJSON{Serial: r.Serial, Status: r.Status, FingerprintSHA256: r.FingerprintSHA256, NotBefore: r.NotBefore, NotAfter: r.NotAfter,
-			DaysLeft: int(math.Floor(r.NotAfter.Sub(now).Hours() / 24))}
-		if r.Status == store.CertActive && now.After(r.NotAfter) {
+			DaysLeft: expiry.DaysLeft(r.NotAfter, now)}
+		if r.Status == store.CertActive && expiry.Expired(r.NotAfter, now) {
 			j.Status = "expired"
 		}
 		if r.Status == store.CertRevoked {

@@ -18,11 +18,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync/atomic"
 	"time"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/internal/expiry"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
@@ -217,14 +217,14 @@ func inputKey(text []byte) [32]byte {
 func (s *Service) decide(c *cert, st store.Revocation, username string) *Answer {
 	now := s.now()
 	e := c.enterprise
-	days := int(math.Floor(c.notAfter.Sub(now).Hours() / 24))
+	days := expiry.DaysLeft(c.notAfter, now)
 	a := &Answer{Enterprise: &e, Serial: c.serial, NotBefore: c.notBefore, NotAfter: c.notAfter, DaysLeft: &days}
 	switch {
 	case st.Revoked:
 		a.Result, a.RevokedAt, a.RevocationReason = Revoked, time.Unix(0, st.At).UTC(), revocation.Reason(st.Reason).String()
 	case username != "" && username != e.Username:
 		a.Result, a.ClaimedUsername = Mismatch, username
-	case now.After(c.notAfter):
+	case expiry.Expired(c.notAfter, now):
 		a.Result = Expired
 	case now.Before(c.notBefore):
 		a.Result = NotYetValid

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/zbca/zbca/internal/expiry"
 )
 
 func dnString(raw []byte) string {
@@ -140,9 +142,9 @@ func (d *doctor) checkChosen(ctx context.Context) {
 	case "not_yet_valid":
 		d.add(CheckValidity, Fail, d.l.T("validity.notyet", l.NotBefore.Local().Format(time.DateTime)), d.l.T("validity.notyet.advice"))
 	case "expiring":
-		d.add(CheckValidity, Warn, d.l.T("validity.expiring", DaysLeft(l.NotAfter, now), l.NotAfter.Local().Format(time.DateOnly)), d.l.T("validity.expiring.advice", e.Serial))
+		d.add(CheckValidity, Warn, d.l.T("validity.expiring", expiry.DaysLeft(l.NotAfter, now), l.NotAfter.Local().Format(time.DateOnly)), d.l.T("validity.expiring.advice", e.Serial))
 	default:
-		d.add(CheckValidity, OK, d.l.T("validity.ok", DaysLeft(l.NotAfter, now), l.NotAfter.Local().Format(time.DateOnly)), "")
+		d.add(CheckValidity, OK, d.l.T("validity.ok", expiry.DaysLeft(l.NotAfter, now), l.NotAfter.Local().Format(time.DateOnly)), "")
 	}
 	d.checkRevocation(ctx, e)
 	switch {

@@ -2,9 +2,10 @@ package zbcert
 
 import (
 	"context"
-	"math"
 	"net/http"
 	"time"
+
+	"github.com/zbca/zbca/internal/expiry"
 )
 
 // ListItem is one local certificate as `zbcert list` shows it; its JSON
@@ -29,11 +30,6 @@ type ListItem struct {
 // ExpiringDays is when a certificate counts as expiring soon.
 const ExpiringDays = 30
 
-// DaysLeft counts whole days until notAfter (negative once past).
-func DaysLeft(notAfter, now time.Time) int {
-	return int(math.Floor(notAfter.Sub(now).Hours() / 24))
-}
-
 // Validity is valid, expiring (within ExpiringDays), expired or
 // not_yet_valid at now.
 func Validity(e *Entry, now time.Time) string {
@@ -41,9 +37,9 @@ func Validity(e *Entry, now time.Time) string {
 	switch {
 	case now.Before(l.NotBefore):
 		return "not_yet_valid"
-	case now.After(l.NotAfter):
+	case expiry.Expired(l.NotAfter, now):
 		return "expired"
-	case DaysLeft(l.NotAfter, now) < ExpiringDays:
+	case expiry.DaysLeft(l.NotAfter, now) < ExpiringDays:
 		return "expiring"
 	}
 	return "valid"
@@ -57,7 +53,7 @@ func (h Home) List(ctx context.Context, hc *http.Client, now time.Time) ([]ListI
 	for _, e := range entries {
 		l := e.Leaf()
 		it := ListItem{Serial: e.Serial, User: e.User(), Issuer: l.Issuer.String(), SHA256: Fingerprint(l),
-			NotBefore: l.NotBefore.UTC(), NotAfter: l.NotAfter.UTC(), DaysLeft: DaysLeft(l.NotAfter, now), Validity: Validity(e, now), Path: e.Dir}
+			NotBefore: l.NotBefore.UTC(), NotAfter: l.NotAfter.UTC(), DaysLeft: expiry.DaysLeft(l.NotAfter, now), Validity: Validity(e, now), Path: e.Dir}
 		if len(l.Subject.Organization) > 0 {
 			it.Organization = l.Subject.Organization[0]
 		}

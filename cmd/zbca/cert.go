@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
 	"text/tabwriter"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/internal/expiry"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/store"
 )
@@ -169,19 +169,15 @@ type certJSON struct {
 
 // status returns active, expired or revoked.
 func status(c *store.Certificate, now time.Time) string {
-	if c.Status == store.CertActive && now.After(c.NotAfter) {
+	if c.Status == store.CertActive && expiry.Expired(c.NotAfter, now) {
 		return "expired"
 	}
 	return c.Status
 }
 
-func daysLeft(c *store.Certificate, now time.Time) int {
-	return int(math.Floor(c.NotAfter.Sub(now).Hours() / 24))
-}
-
 func toCertJSON(c *store.Certificate, now time.Time) certJSON {
 	return certJSON{Serial: c.Serial, Enterprise: c.Username, Profile: c.Profile, Subject: c.Subject, NotBefore: c.NotBefore,
-		NotAfter: c.NotAfter, DaysLeft: daysLeft(c, now), Status: status(c, now), RevokedAt: c.RevokedAt, FingerprintSHA256: c.FingerprintSHA256}
+		NotAfter: c.NotAfter, DaysLeft: expiry.DaysLeft(c.NotAfter, now), Status: status(c, now), RevokedAt: c.RevokedAt, FingerprintSHA256: c.FingerprintSHA256}
 }
 
 func printCertTable(w io.Writer, certs []store.Certificate, now time.Time) {
@@ -189,7 +185,7 @@ func printCertTable(w io.Writer, certs []store.Certificate, now time.Time) {
 	fmt.Fprintln(tw, "SERIAL\tENTERPRISE\tPROFILE\tSTATUS\tNOT AFTER\tDAYS LEFT")
 	for i := range certs {
 		c := &certs[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", c.Serial, c.Username, c.Profile, status(c, now), c.NotAfter.Local().Format(time.DateOnly), daysLeft(c, now))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", c.Serial, c.Username, c.Profile, status(c, now), c.NotAfter.Local().Format(time.DateOnly), expiry.DaysLeft(c.NotAfter, now))
 	}
 	tw.Flush()
 }
@@ -274,7 +270,7 @@ func (a *app) certShowCmd() *cobra.Command {
 				return json.NewEncoder(a.stdout).Encode(j)
 			}
 			fmt.Fprintf(a.stdout, "serial       %s\nenterprise   %s\nprofile      %s\nsubject      %s\nnot before   %s\nnot after    %s (%d days left)\nstatus       %s\nsha256       %s\n",
-				c.Serial, c.Username, c.Profile, c.Subject, c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339), daysLeft(c, now),
+				c.Serial, c.Username, c.Profile, c.Subject, c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339), expiry.DaysLeft(c.NotAfter, now),
 				status(c, now), ca.ColonHex(c.FingerprintSHA256))
 			if c.Status == store.CertRevoked {
 				fmt.Fprintf(a.stdout, "revoked at   %s (reason %d, by %s)\n", c.RevokedAt.Format(time.RFC3339), c.RevocationReason, c.RevokedBy)
