@@ -15,8 +15,10 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/enroll"
+	"github.com/zbca/zbca/internal/expiry"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/revocation"
+	"github.com/zbca/zbca/store"
 )
 
 // registerAdmin serves the admin listener.
@@ -123,7 +125,7 @@ func (s *Server) adminGetCert(c echo.Context) error {
 		return err
 	}
 	status := r.Status
-	if status == "active" && time.Now().After(r.NotAfter) {
+	if status == store.CertActive && expiry.Expired(r.NotAfter, s.opts.Now()) {
 		status = "expired"
 	}
 	return c.JSON(http.StatusOK, CertificateJSON{

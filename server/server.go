@@ -59,6 +59,8 @@ type Options struct {
 	AdminToken []byte
 	Registry   *prometheus.Registry
 	Logger     *slog.Logger
+	// Now is the clock of the admin API's answers; default time.Now.
+	Now func() time.Time
 
 	// AdminSocketDir, when set, is the directory (the data directory's
 	// run directory) where the admin API is also served on a Unix socket
@@ -95,6 +97,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	s := &Server{opts: o, errs: make(chan error, 4)}
 	s.public = web.New(o.Logger, "http")
