@@ -101,9 +101,6 @@ func (a *Authority) IssueBulk(ctx context.Context, st BulkStore, items []BulkIte
 		}
 		return nil, fmt.Errorf("storing certificates: %w", err)
 	}
-	for _, r := range recs {
-		a.notifyIssued(r)
-	}
 	return recs, nil
 }
 

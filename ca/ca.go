@@ -62,9 +62,6 @@ type Options struct {
 	// Observe, when set, is called after each issuance with the profile,
 	// the outcome ("ok" or the error kind) and the duration.
 	Observe func(profile, outcome string, d time.Duration)
-	// OnIssued, when set, is called with every stored certificate before
-	// Issue returns it (the OCSP responder signs its first response here).
-	OnIssued func(rec *store.Certificate)
 }
 
 func (o *Options) check() error {

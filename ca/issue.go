@@ -297,7 +297,6 @@ func (a *Authority) sign(ctx context.Context, j signJob) (*Issued, error) {
 		a.fail(ctx, sh, j.actor, err2)
 		return nil, fmt.Errorf("storing certificate: %w", err2)
 	}
-	a.notifyIssued(rec)
 	a.opts.Logger.Info("issued certificate", "serial", sh, "profile", j.profile, "enterprise", j.enterprise, "not_after", cert.NotAfter)
 
 	// 6. Return.

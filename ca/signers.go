@@ -4,8 +4,6 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
-
-	"github.com/zbca/zbca/store"
 )
 
 // CRLIssuer is a CA that signs CRLs: the signer is used through the
@@ -47,11 +45,4 @@ func (a *Authority) OCSPResponder() (*x509.Certificate, crypto.Signer) {
 	a.svcMu.RLock()
 	defer a.svcMu.RUnlock()
 	return a.ocsp, a.ocspSigner
-}
-
-// notifyIssued tells the OnIssued hook about a stored certificate.
-func (a *Authority) notifyIssued(rec *store.Certificate) {
-	if a.opts.OnIssued != nil {
-		a.opts.OnIssued(rec)
-	}
 }

@@ -75,6 +75,11 @@ type OCSP struct {
 	// NonceWorkers bounds live signing (nonce requests); 0: the number of
 	// CPUs.
 	NonceWorkers int `yaml:"nonce_workers"`
+	// ExpiredGrace is how long after a certificate's NotAfter the
+	// responder keeps and answers it; after it, "unauthorized" (it keeps
+	// no status), so that memory and re-signing follow the certificates
+	// in use, not the history. Default 720h (30 days).
+	ExpiredGrace Duration `yaml:"expired_grace"`
 }
 
 // Enroll configures how enterprises prove who they are (their username and
@@ -269,7 +274,7 @@ func Default() Config {
 		Store: Store{Driver: "sqlite", MaxBatch: 256},
 		CRL: CRL{Interval: Duration{6 * time.Hour}, Delay: Duration{60 * time.Second}, Validity: Duration{7 * 24 * time.Hour},
 			RootValidity: Duration{365 * 24 * time.Hour}},
-		OCSP: OCSP{Validity: Duration{time.Hour}, Signer: "delegated"},
+		OCSP: OCSP{Validity: Duration{time.Hour}, Signer: "delegated", ExpiredGrace: Duration{30 * 24 * time.Hour}},
 		Enroll: Enroll{
 			Authenticator: "local",
 			HTTP:          EnrollHTTP{Timeout: Duration{5 * time.Second}},

@@ -150,6 +150,9 @@ func (c *Config) Validate() error {
 	if d := c.Enroll.EABLifetime.Duration; d < time.Minute || d > 24*time.Hour {
 		bad("enroll.eab_lifetime", "%s is outside 1m–24h", d)
 	}
+	if d := c.OCSP.ExpiredGrace.Duration; d < time.Hour || d > 10*365*24*time.Hour {
+		bad("ocsp.expired_grace", "%s is outside 1h–87600h (how long after NotAfter a certificate is still answered)", d)
+	}
 	if c.OCSP.NonceWorkers < 0 || c.OCSP.NonceWorkers > 1024 {
 		bad("ocsp.nonce_workers", "%d is outside 0–1024", c.OCSP.NonceWorkers)
 	}

@@ -33,10 +33,10 @@ type Policy struct {
 
 // Service issues and revokes for enterprises. Safe for concurrent use.
 type Service struct {
-	CA     *ca.Authority
-	Store  PolicyStore
-	OCSP   revocation.StatusUpdater // may be nil (CLI without a server)
-	CRL    interface{ Trigger() }   // may be nil
+	CA    *ca.Authority
+	Store PolicyStore
+	// Revoke completes each issuance (Service.Issued: the node's feed
+	// applies it and what it superseded before the caller gets it).
 	Revoke *revocation.Service
 	Policy Policy
 	Logger *slog.Logger
@@ -96,24 +96,10 @@ func (s *Service) Issue(ctx context.Context, r Request) (*ca.Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The OCSP responder hears of the new certificate through the CA's
-	// OnIssued hook; the superseded ones are re-signed here, before the
-	// caller gets the new certificate.
-	if len(iss.Superseded) > 0 {
-		if s.OCSP != nil {
-			for _, old := range iss.Superseded {
-				if err := s.OCSP.Update(context.WithoutCancel(ctx), old); err != nil {
-					s.logger().Error("re-signing OCSP for a superseded certificate", "serial", old.Serial, "err", err)
-				}
-			}
-		}
-		if s.CRL != nil {
-			s.CRL.Trigger()
-		}
-		for _, old := range iss.Superseded {
-			s.logger().Info("superseded certificate", "serial", old.Serial, "by", iss.Record.Serial, "enterprise", r.Username)
-		}
-		s.Revoke.Counted(revocation.Superseded, len(iss.Superseded))
+	// The certificate is stored; before the caller gets it, the node's
+	// feed applies it and what it superseded (OCSP answers signed).
+	if err := s.Revoke.Issued(ctx, iss.Record, iss.Superseded); err != nil {
+		s.logger().Error("issued, but not applied to OCSP yet (relying parties may get tryLater a moment)", "serial", iss.Record.Serial, "enterprise", r.Username, "err", err)
 	}
 	return iss, nil
 }

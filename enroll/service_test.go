@@ -20,6 +20,7 @@ import (
 	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/internal/zerr"
 	"github.com/zbca/zbca/revocation"
+	"github.com/zbca/zbca/revocation/revtest"
 	"github.com/zbca/zbca/store"
 )
 
@@ -77,22 +78,8 @@ func newSvcEnv(t *testing.T, p enroll.Policy) *svcEnv {
 	if err := st.SetEnterpriseStatus(ctx, "gamma", store.StatusDisabled, store.AuditEvent{Actor: "test", Action: "enterprise.disable", Subject: "gamma"}); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := revocation.NewPublisher(revocation.PublisherOptions{Store: st, Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delay: 200 * time.Millisecond, Interval: time.Hour, Validity: 2 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := revocation.NewResponder(revocation.ResponderOptions{Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delegated: a.OCSPResponder, Source: st, OnChange: pub.Trigger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := resp.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rs := &revocation.Service{Store: st, OCSP: resp, CRL: pub}
-	svc := &enroll.Service{CA: a, Store: st, OCSP: resp, CRL: pub, Revoke: rs, Policy: p, Now: clk.Now}
+	stack := revtest.Start(t, st, a)
+	svc := &enroll.Service{CA: a, Store: st, Revoke: stack.Service, Policy: p, Now: clk.Now}
 	return &svcEnv{st: st, svc: svc, clock: clk}
 }
 

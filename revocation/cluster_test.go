@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/config"
+	"github.com/zbca/zbca/internal/lifecycle"
 	"github.com/zbca/zbca/internal/ocspder"
 	"github.com/zbca/zbca/store"
 )
@@ -63,27 +65,50 @@ func pgSchemaDSN(t *testing.T) string {
 
 // node is one zbca server's revocation side on a shared database.
 type node struct {
-	st   *store.SQL
-	a    *ca.Authority
-	pub  *Publisher
-	resp *Responder
-	svc  *Service
+	st    *store.SQL
+	src   *nodeSource
+	a     *ca.Authority
+	pub   *Publisher
+	resp  *Responder
+	feed  *Feed
+	svc   *Service
+	tasks *lifecycle.Group
 }
 
-// TestTwoNodesOnPostgres: a revocation made on one node is answered
-// revoked by the other node's OCSP responder through its notification
-// alone (the other node does not poll), well within 1 s; the CRL is then
-// published once, not by both nodes, and the other node serves it; with
-// partitioned CRLs, its shards too.
-func TestTwoNodesOnPostgres(t *testing.T) {
-	t.Run("full CRL", func(t *testing.T) { testTwoNodes(t, 0) })
-	t.Run("3 shards", func(t *testing.T) { testTwoNodes(t, 3) })
+// nodeSource is a node's store, whose notifications a test can drop (as a
+// flaky network or a full notification queue would) and whose listener
+// tells when it is connected.
+type nodeSource struct {
+	*store.SQL
+	drop  atomic.Bool
+	ready chan struct{}
+	once  sync.Once
 }
 
-func testTwoNodes(t *testing.T, shards int) {
+func (s *nodeSource) Listen(ctx context.Context, fn func(store.Change)) {
+	s.SQL.Listen(ctx, func(c store.Change) {
+		if c.Kind == store.ChangeFeed && s.drop.Load() {
+			return
+		}
+		fn(c)
+		if c.Kind == store.ChangeResync {
+			s.once.Do(func() { close(s.ready) })
+		}
+	})
+}
+
+// nodeOptions varies a test node: its clock and its feed's poll.
+type nodeOptions struct {
+	now  func() time.Time
+	poll time.Duration
+}
+
+// newNodes starts two nodes on one PostgreSQL schema, each with its own
+// store handle, CA handle, OCSP table, CRL publisher and status feed, and
+// waits until both listen.
+func newNodes(t *testing.T, shards int, opts [2]nodeOptions) (one, two *node) {
 	dsn := pgSchemaDSN(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	dir := t.TempDir()
 	c := config.Default()
 	c.DataDir = dir
@@ -91,12 +116,12 @@ func testTwoNodes(t *testing.T, shards int) {
 	c.Resolve()
 	var nodes [2]*node
 	for i := range nodes {
-		st, err := store.Open(ctx, store.Options{Driver: "postgres", DSN: dsn})
+		st, err := store.Open(ctx, store.Options{Driver: "postgres", DSN: dsn, Now: opts[i].now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		o := ca.Options{Dir: filepath.Join(dir, "ca"), Config: c.CA, PublicURL: "http://pki.test", TLSHosts: c.HTTPS.Hosts, Store: st}
+		o := ca.Options{Dir: filepath.Join(dir, "ca"), Config: c.CA, PublicURL: "http://pki.test", TLSHosts: c.HTTPS.Hosts, Store: st, Now: opts[i].now}
 		var a *ca.Authority
 		if i == 0 {
 			a, err = ca.Init(ctx, o)
@@ -107,54 +132,69 @@ func testTwoNodes(t *testing.T, shards int) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { a.Close() })
-		pub, err := NewPublisher(PublisherOptions{Store: st, Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delay: 200 * time.Millisecond, Interval: time.Hour, Validity: 2 * time.Hour,
-			Shards: a.CRLShards(), PublicURL: "http://pki.test"})
+		src := &nodeSource{SQL: st, ready: make(chan struct{})}
+		stack, err := NewStack(StackOptions{Store: src, Notified: true, Poll: opts[i].poll,
+			OCSP: ResponderOptions{Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delegated: a.OCSPResponder, Now: opts[i].now},
+			Publisher: PublisherOptions{Delay: 200 * time.Millisecond, Interval: time.Hour, Validity: 2 * time.Hour,
+				Shards: a.CRLShards(), PublicURL: "http://pki.test"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := pub.Load(ctx); err != nil {
+		if err := stack.Load(ctx); err != nil {
 			t.Fatal(err)
 		}
-		resp, err := NewResponder(ResponderOptions{Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delegated: a.OCSPResponder,
-			Source: st, Lookup: st.CertStatus, OnChange: pub.Trigger})
-		if err != nil {
-			t.Fatal(err)
+		g := lifecycle.New(ctx, nil)
+		stack.Start(g)
+		t.Cleanup(func() { g.Stop(5 * time.Second) })
+		select {
+		case <-src.ready:
+		case <-time.After(5 * time.Second):
+			t.Fatal("node not listening after 5 s")
 		}
-		if err := resp.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		go pub.Run(ctx)
-		if i == 0 {
-			go resp.Run(ctx) // node 1 polls too; node 2 only listens
-		}
-		w := &readyWatcher{Watcher: st, ready: make(chan struct{})}
-		go Follow(ctx, w, resp, pub)
-		<-w.ready // listening
-		nodes[i] = &node{st: st, a: a, pub: pub, resp: resp, svc: &Service{Store: st, OCSP: resp, CRL: pub}}
+		nodes[i] = &node{st: st, src: src, a: a, pub: stack.CRL, resp: stack.OCSP, feed: stack.Feed, svc: stack.Service, tasks: g}
 	}
-	one, two := nodes[0], nodes[1]
-	if err := one.st.AddEnterprise(ctx, &store.Enterprise{Username: "acme", Name: "ACME", PasswordHash: "x"}, store.AuditEvent{Actor: "t", Action: "enterprise.add"}); err != nil {
+	if err := nodes[0].st.AddEnterprise(ctx, &store.Enterprise{Username: "acme", Name: "ACME", PasswordHash: "x"}, store.AuditEvent{Actor: "t", Action: "enterprise.add"}); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{st: one.st, a: one.a, pub: one.pub, resp: one.resp}
+	return nodes[0], nodes[1]
+}
+
+// ocspStatus asks n's responder about cert (issued by iss), asking again
+// on tryLater (a store lookup slower than LookupTimeout on a busy machine)
+// as clients do.
+func ocspStatus(t *testing.T, n *node, cert, iss *x509.Certificate) int {
+	t.Helper()
+	for start := time.Now(); ; {
+		rec := post(t, n.resp, ocspRequest(t, cert, iss, crypto.SHA1))
+		if bytes.Equal(rec.Body.Bytes(), ocspder.TryLater) && time.Since(start) < 2*time.Second {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		r, err := ocsp.ParseResponseForCert(rec.Body.Bytes(), cert, iss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Status
+	}
+}
+
+// TestTwoNodesOnPostgres: a revocation made on one node is answered
+// revoked by the other node's OCSP responder through its notification
+// alone (the other node's safety-net poll is an hour), well within 1 s;
+// the CRL is then published once, not by both nodes, and the other node
+// serves it; with partitioned CRLs, its shards too.
+func TestTwoNodesOnPostgres(t *testing.T) {
+	t.Run("full CRL", func(t *testing.T) { testTwoNodes(t, 0) })
+	t.Run("3 shards", func(t *testing.T) { testTwoNodes(t, 3) })
+}
+
+func testTwoNodes(t *testing.T, shards int) {
+	ctx := context.Background()
+	one, two := newNodes(t, shards, [2]nodeOptions{{}, {poll: time.Hour}})
+	f := &fixture{st: one.st, a: one.a, pub: one.pub, resp: one.resp, feed: one.feed, svc: one.svc}
 	crl0 := two.pub.Get(one.a.IssuingCAs()[0].Name).Number
 	iss := one.a.Issuing()
-	status := func(n *node, cert *x509.Certificate) int {
-		for start := time.Now(); ; {
-			rec := post(t, n.resp, ocspRequest(t, cert, iss, crypto.SHA1))
-			// A store lookup slower than LookupTimeout (a cold pool on
-			// a busy machine) answers tryLater: ask again, as clients do.
-			if bytes.Equal(rec.Body.Bytes(), ocspder.TryLater) && time.Since(start) < 2*time.Second {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			r, err := ocsp.ParseResponseForCert(rec.Body.Bytes(), cert, iss)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r.Status
-		}
-	}
+	status := func(n *node, cert *x509.Certificate) int { return ocspStatus(t, n, cert, iss) }
 	var delays []time.Duration
 	for range 5 {
 		leaf := f.issue(t)
@@ -217,18 +257,50 @@ func testTwoNodes(t *testing.T, shards int) {
 	}
 }
 
-// readyWatcher tells when its listener is connected.
-type readyWatcher struct {
-	store.Watcher
-	ready chan struct{}
-	once  sync.Once
-}
-
-func (w *readyWatcher) Listen(ctx context.Context, fn func(store.Change)) {
-	w.Watcher.Listen(ctx, func(c store.Change) {
-		fn(c)
-		if c.Kind == store.ChangeResync {
-			w.once.Do(func() { close(w.ready) })
+// TestClocksApartNotificationsLost: two nodes whose clocks are 10 minutes
+// apart, and every feed notification dropped: a revocation on either node
+// still reaches the other's OCSP answer and verification view within the
+// safety-net poll. Nothing compares the clocks: the feed is numbered.
+func TestClocksApartNotificationsLost(t *testing.T) {
+	ctx := context.Background()
+	ahead := func() time.Time { return time.Now().Add(10 * time.Minute) }
+	const poll = 200 * time.Millisecond
+	one, two := newNodes(t, 0, [2]nodeOptions{{now: ahead, poll: poll}, {poll: poll}})
+	one.src.drop.Store(true)
+	two.src.drop.Store(true)
+	f := &fixture{st: one.st, a: one.a, pub: one.pub, resp: one.resp, feed: one.feed, svc: one.svc}
+	iss := one.a.Issuing()
+	for i, pair := range [][2]*node{{one, two}, {two, one}} {
+		from, to := pair[0], pair[1]
+		leaf := f.issue(t) // on node 1, whose clock is ahead
+		serial := ca.SerialHex(leaf.SerialNumber)
+		for start := time.Now(); ocspStatus(t, to, leaf, iss) != ocsp.Good; {
+			if time.Since(start) > 2*poll+time.Second {
+				t.Fatalf("pass %d: the issuance did not reach the other node", i)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-	})
+		if _, err := from.svc.Revoke(ctx, serial, KeyCompromise, "test", ByOperator); err != nil {
+			t.Fatal(err)
+		}
+		// The revoking node: at once.
+		if st, ok := from.feed.Status(ctx, serial); !ok || !st.Revoked {
+			t.Fatalf("pass %d: the revoking node's verification view after Revoke: %+v ok=%v", i, st, ok)
+		}
+		start := time.Now()
+		for {
+			st, ok := to.feed.Status(ctx, serial)
+			if ok && st.Revoked && ocspStatus(t, to, leaf, iss) == ocsp.Revoked {
+				break
+			}
+			if time.Since(start) > poll+time.Second {
+				t.Fatalf("pass %d: the other node still not revoked after %v (verification view %+v ok=%v)", i, time.Since(start), st, ok)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Logf("pass %d: revoked on the other node after %v (poll %v, notifications dropped)", i, time.Since(start).Round(time.Millisecond), poll)
+	}
+	if one.feed.Applied() != two.feed.Applied() {
+		t.Errorf("the nodes applied up to %d and %d", one.feed.Applied(), two.feed.Applied())
+	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/internal/zerr"
+	"github.com/zbca/zbca/store"
 )
 
 var oidIDP = asn1.ObjectIdentifier{2, 5, 29, 28}
@@ -109,14 +110,19 @@ func TestShardedPublisher(t *testing.T) {
 	}
 
 	// Enough certificates that several shards get one.
-	var revoked, kept []*x509.Certificate
-	for i := range 16 {
-		c := f.issue(t)
+	var revoked, kept, all []*x509.Certificate
+	for range 16 {
+		all = append(all, f.issue(t))
+	}
+	// Only the publications below: the node's tasks (the publisher's
+	// Run among them) stop.
+	f.tasks.Stop(5 * time.Second)
+	for i, c := range all {
 		if i%2 == 1 {
 			kept = append(kept, c)
 			continue
 		}
-		if _, err := f.svc.Revoke(ctx, c.SerialNumber.Text(16), KeyCompromise, "test", ByOperator); err != nil {
+		if _, err := f.st.Revoke(ctx, store.RevokeRequest{Serial: c.SerialNumber.Text(16), Reason: int(KeyCompromise), Actor: "test"}); err != nil {
 			t.Fatal(err)
 		}
 		revoked = append(revoked, c)

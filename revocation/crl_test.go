@@ -38,10 +38,8 @@ func TestPublisher(t *testing.T) {
 	if _, err := f.svc.Revoke(ctx, leaf.SerialNumber.Text(16), Superseded, "test", ByOperator); err != nil {
 		t.Fatal(err)
 	}
-	// The revocation triggered a new CRL; Run publishes it within the delay.
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go f.pub.Run(runCtx)
+	// The revocation triggered a new CRL (through the feed); Run publishes
+	// it within the delay.
 	deadline := time.Now().Add(5 * time.Second)
 	var cur *Published
 	for time.Now().Before(deadline) {
@@ -203,11 +201,13 @@ func TestPublisherRetriesAfterFailure(t *testing.T) {
 	}
 	go pub.Run(ctx)
 	leaf := f.issue(t)
-	svc := &Service{Store: f.st, OCSP: f.resp, CRL: pub}
+	f.tasks.Stop(5 * time.Second) // only this publisher publishes
 	fs.failures.Store(3)
-	if _, err := svc.Revoke(ctx, leaf.SerialNumber.Text(16), KeyCompromise, "test", ByOperator); err != nil {
+	if _, err := f.st.Revoke(ctx, store.RevokeRequest{Serial: leaf.SerialNumber.Text(16), Reason: int(KeyCompromise), Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
+	pub.Trigger() // as the feed tells the node's publisher
+
 	name := f.a.IssuingCAs()[0].Name
 	deadline := time.Now().Add(5 * time.Second)
 	for pub.Get(name).Entries != 1 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/config"
+	"github.com/zbca/zbca/internal/lifecycle"
 	"github.com/zbca/zbca/store"
 )
 
@@ -23,7 +24,10 @@ type fixture struct {
 	a    *ca.Authority
 	pub  *Publisher
 	resp *Responder
+	feed *Feed
 	svc  *Service
+	// tasks runs the stack (stop it to stop the feed).
+	tasks *lifecycle.Group
 }
 
 func newFixture(t testing.TB, ro func(*ResponderOptions)) *fixture {
@@ -54,30 +58,26 @@ func newShardedFixture(t testing.TB, shards int, ro func(*ResponderOptions)) *fi
 	if err := st.AddEnterprise(ctx, &store.Enterprise{Username: "acme", Name: "ACME", PasswordHash: "x"}, store.AuditEvent{Actor: "t", Action: "enterprise.add"}); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := NewPublisher(PublisherOptions{Store: st, Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delay: 200 * time.Millisecond, Interval: time.Hour, Validity: 2 * time.Hour,
-		Shards: a.CRLShards(), PublicURL: testPublicURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	o := ResponderOptions{Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delegated: a.OCSPResponder, Source: st, OnChange: pub.Trigger}
+	o := ResponderOptions{Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer(), Delegated: a.OCSPResponder}
 	if ro != nil {
 		ro(&o)
 	}
-	resp, err := NewResponder(o)
+	stack, err := NewStack(StackOptions{Store: st, OCSP: o, Publisher: PublisherOptions{Delay: 200 * time.Millisecond, Interval: time.Hour, Validity: 2 * time.Hour,
+		Shards: a.CRLShards(), PublicURL: testPublicURL}, Poll: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := resp.Load(ctx); err != nil {
+	if err := stack.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{dir: dir, st: st, a: a, pub: pub, resp: resp, svc: &Service{Store: st, OCSP: resp, CRL: pub}}
+	g := lifecycle.New(ctx, nil)
+	stack.Start(g)
+	t.Cleanup(func() { g.Stop(5 * time.Second) })
+	return &fixture{dir: dir, st: st, a: a, pub: stack.CRL, resp: stack.OCSP, feed: stack.Feed, svc: stack.Service, tasks: g}
 }
 
-// issue makes a client certificate; the responder hears of it as serve
-// wires it (the OnIssued hook), here by calling OnIssued.
+// issue makes a client certificate; the responder hears of it through
+// the feed, as an enrollment acknowledges it (Service.Issued).
 func (f *fixture) issue(t testing.TB) *x509.Certificate {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -87,6 +87,8 @@ func (f *fixture) issue(t testing.TB) *x509.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.resp.OnIssued(iss.Record)
+	if err := f.svc.Issued(context.Background(), iss.Record, iss.Superseded); err != nil {
+		t.Fatal(err)
+	}
 	return iss.Certificate
 }

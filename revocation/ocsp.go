@@ -25,12 +25,6 @@ import (
 	"github.com/zbca/zbca/store"
 )
 
-// StatusSource streams certificate statuses changed since a time (zero:
-// all); store.SQL implements it.
-type StatusSource interface {
-	ForEachStatus(ctx context.Context, since time.Time, fn func(store.CertStatus) error) (time.Time, error)
-}
-
 // ResponderOptions configures NewResponder.
 type ResponderOptions struct {
 	// Issuers are every issuing CA zbca has had.
@@ -41,7 +35,6 @@ type ResponderOptions struct {
 	// Delegated returns the current delegated OCSP signer; when nil, the
 	// issuing CA keys sign their own responses.
 	Delegated func() (*x509.Certificate, crypto.Signer)
-	Source    StatusSource
 	// Validity: nextUpdate − thisUpdate of pre-signed responses (default
 	// 1h); they are re-signed at half of it.
 	Validity time.Duration
@@ -56,16 +49,18 @@ type ResponderOptions struct {
 	// honour its context, whose deadline is LookupTimeout (default 100ms).
 	Lookup        func(ctx context.Context, serial string) (*store.CertStatus, error)
 	LookupTimeout time.Duration
-	// Changes, when set, is the store's change counter
-	// (store.SQL.ChangeCounter): Status uses it to answer from memory only
-	// when nothing was committed since the last poll.
-	Changes func() (uint64, bool)
-	// OnChange is called when polling finds a revocation made elsewhere
-	// (the CLI, another node): the CRL publisher's Trigger.
-	OnChange func()
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// ExpiredGrace is how long after its NotAfter a certificate is kept
+	// and answered (default 30 days, config ocsp.expired_grace); after
+	// it the responder forgets the certificate and answers "unauthorized"
+	// (RFC 5019 §2.2.3: no status for it), so that the table and the
+	// re-signing follow the certificates in use, not the history.
+	ExpiredGrace time.Duration
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
+
+// DefaultExpiredGrace is ResponderOptions.ExpiredGrace's default.
+const DefaultExpiredGrace = 30 * 24 * time.Hour
 
 // issuer is a CA the responder answers for.
 type issuer struct {
@@ -99,15 +94,12 @@ type Responder struct {
 	signersMu sync.Mutex
 	signers   atomic.Pointer[[]*ocspder.Signer]
 	live      chan struct{}
-	wake      chan struct{} // Poke
-	watermk   time.Time
-	// lastPoll is when the previous poll started: rows committed after it
-	// carry an updated_at at most a commit's duration older.
-	lastPoll time.Time
-	pollMu   sync.Mutex // poll runs from Run and from Status
-	fresh    statusSync
-	loaded   atomic.Bool
-	count    atomic.Int64
+	wake      chan struct{} // kick: sign what a large change left unsigned
+	loaded    atomic.Bool
+	count     atomic.Int64
+	// lastCompact is when refreshAll last dropped the certificates past
+	// their grace (unix seconds).
+	lastCompact int64
 	// stats, read by metrics
 	Stats Stats
 }
@@ -115,15 +107,18 @@ type Responder struct {
 // Stats counts answers by kind.
 type Stats struct {
 	Good, Revoked, NotIssued, Unauthorized, Malformed, TryLater, Live atomic.Int64
-	// Syncs counts the synchronous polls Status made.
-	Syncs atomic.Int64
+	// Forgotten counts the certificates dropped past their grace.
+	Forgotten atomic.Int64
 }
 
 // NewResponder prepares a responder; call Load before serving and Run in
 // the background.
 func NewResponder(o ResponderOptions) (*Responder, error) {
-	if len(o.Issuers) == 0 || o.Source == nil || o.Root.Cert == nil {
-		return nil, errors.New("revocation: responder needs issuers, the root and a status source")
+	if len(o.Issuers) == 0 || o.Root.Cert == nil {
+		return nil, errors.New("revocation: responder needs issuers and the root")
+	}
+	if o.ExpiredGrace <= 0 {
+		o.ExpiredGrace = DefaultExpiredGrace
 	}
 	if o.Validity <= 0 {
 		o.Validity = time.Hour

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -13,32 +14,26 @@ import (
 	"github.com/zbca/zbca/store"
 )
 
-// countHinter is implemented by sources that can say about how many
-// certificates a full scan will return (store.SQL).
-type countHinter interface {
-	CertificateCountHint(ctx context.Context) (int, error)
-}
-
-// Load reads every certificate's status from the source. Responses are
-// signed in the background by Run (and on demand meanwhile), so that a
-// restart with a million certificates serves within seconds: the tables
-// are sized from the source's count up front, and the source's scan and
-// the table inserts run side by side.
-func (r *Responder) Load(ctx context.Context) error {
+// Load reads the status of every certificate not past its grace from
+// the source and returns the feed number it is consistent with (the Feed
+// applies the changes after it). Responses are signed in the background by
+// Run (and on demand meanwhile), so that a restart with a million
+// certificates serves within seconds: the tables are sized from the
+// source's count up front, and the source's scan and the table inserts run
+// side by side.
+func (r *Responder) Load(ctx context.Context, src LoadSource) (head int64, err error) {
 	start := time.Now()
-	if h, ok := r.o.Source.(countHinter); ok {
-		if n, err := h.CertificateCountHint(ctx); err == nil && n > 0 {
-			r.reserve(n)
-		}
+	cutoff := r.graceCutoff()
+	if n, err := src.CertificateCountHint(ctx, cutoff); err == nil && n > 0 {
+		r.reserve(n)
 	}
 	batches := make(chan []store.CertStatus, 4)
 	spare := make(chan []store.CertStatus, 8)
-	var wm time.Time
 	var scanErr error
 	go func() {
 		defer close(batches)
 		batch := make([]store.CertStatus, 0, loadBatch)
-		wm, scanErr = r.o.Source.ForEachStatus(ctx, time.Time{}, func(c store.CertStatus) error {
+		head, scanErr = src.LoadStatuses(ctx, cutoff, func(c store.CertStatus) error {
 			batch = append(batch, c)
 			if len(batch) == loadBatch {
 				batches <- batch
@@ -68,21 +63,46 @@ func (r *Responder) Load(ctx context.Context) error {
 		}
 	}
 	if scanErr != nil {
-		return fmt.Errorf("loading certificate statuses: %w", scanErr)
+		return 0, fmt.Errorf("loading certificate statuses: %w", scanErr)
 	}
 	// The issuing CAs, answered by the root.
 	for _, is := range r.issuers {
 		if !is.isRoot {
 			if k, ok := keyOf(is.Cert.SerialNumber.Bytes()); ok {
-				r.setStatus(k, int8(len(r.issuers)-1), ocspder.Good, 0, 0)
+				r.setStatus(k, int8(len(r.issuers)-1), ocspder.Good, 0, 0, unixSeconds(is.Cert.NotAfter))
 			}
 		}
 	}
-	r.watermk = wm
-	r.lastPoll = start
 	r.loaded.Store(true)
-	r.o.Logger.Info("OCSP responder loaded", "certificates", n, "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	r.o.Logger.Info("OCSP responder loaded", "certificates", n, "feed_head", head, "took", time.Since(start).Round(time.Millisecond))
+	return head, nil
+}
+
+// LoadSource is what Load reads (store.SQL).
+type LoadSource interface {
+	LoadStatuses(ctx context.Context, notAfter time.Time, fn func(store.CertStatus) error) (int64, error)
+	CertificateCountHint(ctx context.Context, notAfter time.Time) (int, error)
+}
+
+// graceCutoff is the NotAfter before which certificates are forgotten.
+func (r *Responder) graceCutoff() time.Time { return r.o.Now().Add(-r.o.ExpiredGrace) }
+
+// pastGrace reports whether e's certificate ended more than the grace ago.
+func (r *Responder) pastGrace(e *entry, now int64) bool {
+	return e.notAfter != 0 && int64(e.notAfter) < now-int64(r.o.ExpiredGrace/time.Second)
+}
+
+// unixSeconds is t in an entry's notAfter: clamped to uint32 (2106), 0
+// for the zero time.
+func unixSeconds(t time.Time) uint32 {
+	switch u := t.Unix(); {
+	case t.IsZero() || u <= 0:
+		return 0
+	case u > math.MaxUint32:
+		return math.MaxUint32
+	default:
+		return uint32(u)
+	}
 }
 
 // loadBatch is how many statuses Load hands from the scan to the inserts
@@ -116,7 +136,7 @@ func (r *Responder) apply(c store.CertStatus, buf *[]byte) bool {
 	if c.Status == store.CertRevoked {
 		status, at = ocspder.Revoked, c.RevokedAt.UnixNano()
 	}
-	return r.setStatus(k, int8(idx), status, int8(c.Reason), at)
+	return r.setStatus(k, int8(idx), status, int8(c.Reason), at, unixSeconds(c.NotAfter))
 }
 
 // keyFor resolves a stored certificate's issuer and serial.
@@ -133,30 +153,49 @@ func (r *Responder) keyFor(issuerID, serial string, buf *[]byte) (serialKey, int
 	return k, idx, ok
 }
 
-// Update signs the response for a certificate now (after its issuance or
-// revocation), before the caller answers anyone.
-func (r *Responder) Update(_ context.Context, rec *store.Certificate) error {
+// signInline is the largest number of changed entries Apply signs itself;
+// beyond it (a bulk issuance) it leaves them to Run's workers on every
+// core and to on-demand signing.
+const signInline = 256
+
+// Apply records the statuses the feed delivers and signs the responses
+// that changed before it returns (so that when an issuance or a revocation
+// is acknowledged, its OCSP answer is ready). It reports whether any
+// certificate is now revoked (for the CRL publisher).
+func (r *Responder) Apply(changes []store.CertStatus) (revoked bool) {
 	var buf []byte
-	k, idx, ok := r.keyFor(rec.Issuer, rec.Serial, &buf)
-	if !ok {
-		return fmt.Errorf("revocation: certificate %s has an unknown issuer %s or a bad serial", rec.Serial, rec.Issuer)
+	var changed []serialKey
+	now := r.o.Now().Unix()
+	for _, c := range changes {
+		if !r.apply(c, &buf) {
+			continue
+		}
+		revoked = revoked || c.Status == store.CertRevoked
+		if k, ok := keyOf(buf); ok {
+			changed = append(changed, k)
+		}
 	}
-	e := entry{issuer: int8(idx), status: ocspder.Good, reason: int8(rec.RevocationReason)}
-	if rec.Status == store.CertRevoked {
-		e.status, e.revokedAt = ocspder.Revoked, rec.RevokedAt.UnixNano()
+	if len(changed) > signInline {
+		r.kick()
+		return revoked
 	}
-	sig, err := r.sign(&k, &e)
-	if err != nil {
-		return err
+	for _, k := range changed {
+		e, ok := r.get(k)
+		if !ok || e.sigLen != 0 || r.pastGrace(&e, now) {
+			continue
+		}
+		if _, err := r.signKeep(k, e); err != nil {
+			r.o.Logger.Error("signing OCSP response", "serial", hexSerial(k.bytes()), "err", err)
+		}
 	}
-	r.store(k, e, sig, false, 0)
-	return nil
+	return revoked
 }
 
-// OnIssued is ca.Options.OnIssued.
-func (r *Responder) OnIssued(rec *store.Certificate) {
-	if err := r.Update(context.Background(), rec); err != nil {
-		r.o.Logger.Error("signing first OCSP response", "serial", rec.Serial, "err", err)
+// kick makes Run sign what is unsigned now rather than at its next tick.
+func (r *Responder) kick() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -198,12 +237,10 @@ func ocspReason(reason int8) int {
 }
 
 // Run keeps the responses fresh until ctx ends: it signs what is unsigned
-// or past half its validity on all cores, picks up changes made by other
-// processes every second, and re-signs everything when the delegated
-// signer is renewed.
+// or past half its validity on all cores, re-signs everything when the
+// delegated signer is renewed, and forgets the certificates past their
+// grace. Status changes arrive through Apply (the Feed).
 func (r *Responder) Run(ctx context.Context) {
-	poll := time.NewTicker(time.Second)
-	defer poll.Stop()
 	refresh := time.NewTicker(min(r.o.Validity/8, time.Minute))
 	defer refresh.Stop()
 	r.refreshAll(ctx)
@@ -211,10 +248,8 @@ func (r *Responder) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-poll.C:
-			r.poll(ctx)
 		case <-r.wake:
-			r.poll(ctx)
+			r.refreshAll(ctx)
 		case <-refresh.C:
 			if err := r.refreshSigners(); err != nil {
 				r.o.Logger.Error("refreshing OCSP signer", "err", err)
@@ -224,59 +259,9 @@ func (r *Responder) Run(ctx context.Context) {
 	}
 }
 
-// poll applies the changes committed since the last poll (with a few
-// seconds of overlap, as commit order and timestamps can differ). It
-// reports whether it read the store to the end.
-func (r *Responder) poll(ctx context.Context) bool {
-	r.pollMu.Lock()
-	defer r.pollMu.Unlock()
-	var buf []byte
-	changed := 0
-	revoked := false
-	// Overlap a few seconds (commit order and timestamps can differ), but
-	// anchored on the clock of the previous poll, not on the newest row
-	// seen: after a burst of changes the window must not stay on the burst
-	// and be re-read every second.
-	pollStart := r.o.Now()
-	since := r.watermk
-	if r.lastPoll.After(since) {
-		since = r.lastPoll
-	}
-	wm, err := r.o.Source.ForEachStatus(ctx, since.Add(-5*time.Second), func(c store.CertStatus) error {
-		if !r.apply(c, &buf) {
-			return nil
-		}
-		changed++
-		revoked = revoked || c.Status == store.CertRevoked
-		k, ok := keyOf(buf)
-		if !ok {
-			return nil
-		}
-		if e, ok := r.get(k); ok && e.sigLen == 0 {
-			if _, err := r.signKeep(k, e); err != nil {
-				r.o.Logger.Error("signing OCSP response", "serial", c.Serial, "err", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		if ctx.Err() == nil {
-			r.o.Logger.Warn("polling certificate statuses", "err", err)
-		}
-		return false
-	}
-	if wm.After(r.watermk) {
-		r.watermk = wm
-	}
-	r.lastPoll = pollStart
-	if changed > 0 {
-		r.o.Logger.Info("OCSP picked up changes made elsewhere", "certificates", changed)
-		if revoked && r.o.OnChange != nil {
-			r.o.OnChange()
-		}
-	}
-	return true
-}
+// compactEvery is how often refreshAll drops the certificates past their
+// grace (between, they are neither re-signed nor answered).
+const compactEvery = time.Hour
 
 // signKeep signs e (a copy of k's entry) and stores the signature unless
 // the entry changed meanwhile. It reports whether it stored.
@@ -293,7 +278,9 @@ func (r *Responder) signKeep(k serialKey, e entry) (bool, error) {
 // their validity, or signed by a signer that is no longer current.
 func (r *Responder) refreshAll(ctx context.Context) {
 	start := time.Now()
+	nowUnix := r.o.Now().Unix()
 	due := r.o.Now().Add(-r.o.Validity / 2).Unix()
+	expired := 0
 	type job struct {
 		k serialKey
 		e entry
@@ -331,6 +318,10 @@ func (r *Responder) refreshAll(ctx context.Context) {
 		sh.mu.RLock()
 		for k, at := range sh.idx {
 			e := &sh.ents[at]
+			if r.pastGrace(e, nowUnix) {
+				expired++
+				continue
+			}
 			if e.sigLen == 0 || e.thisUpdate < due || e.signer != current[e.issuer] {
 				todo = append(todo, job{k, *e})
 			}
@@ -352,11 +343,30 @@ func (r *Responder) refreshAll(ctx context.Context) {
 	}
 	close(jobs)
 	wg.Wait()
+	if expired > 0 && nowUnix-r.lastCompact >= int64(compactEvery/time.Second) {
+		r.lastCompact = nowUnix
+		r.compact(nowUnix)
+	}
 	if n := failed.Load(); n > 0 {
 		r.o.Logger.Error("signing OCSP responses failed", "count", n, "err", firstErr.Load())
 	}
 	if n := signed.Load(); n > 0 {
 		r.o.Logger.Info("signed OCSP responses", "count", n, "changed_meanwhile", skipped.Load(), "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// compact forgets the certificates past their grace.
+func (r *Responder) compact(now int64) {
+	start := time.Now()
+	cutoff := now - int64(r.o.ExpiredGrace/time.Second)
+	n := 0
+	for i := range r.shards {
+		n += r.shards[i].compact(cutoff)
+	}
+	if n > 0 {
+		r.count.Add(int64(-n))
+		r.Stats.Forgotten.Add(int64(n))
+		r.o.Logger.Info("OCSP forgot certificates past their grace", "count", n, "grace", r.o.ExpiredGrace, "took", time.Since(start).Round(time.Millisecond))
 	}
 }
 
@@ -370,6 +380,9 @@ func (r *Responder) OldestResponse() (time.Duration, int) {
 		sh.mu.RLock()
 		for j := range sh.ents {
 			e := &sh.ents[j]
+			if r.pastGrace(e, now) {
+				continue
+			}
 			if e.sigLen == 0 {
 				unsigned++
 			} else if e.thisUpdate < oldest {

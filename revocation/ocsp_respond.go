@@ -48,6 +48,10 @@ func (r *Responder) Respond(req *ocspder.Request, dst []byte) Answer {
 	if !found || int(e.issuer) != idx {
 		return r.respondLive(req, idx, &k, nil, dst) // a serial of another CA is not ours under this issuer
 	}
+	if r.pastGrace(&e, r.o.Now().Unix()) {
+		r.Stats.Unauthorized.Add(1)
+		return Answer{DER: ocspder.Unauthorized}
+	}
 	return r.respondLive(req, idx, &k, &e, dst)
 }
 
@@ -61,7 +65,7 @@ func (r *Responder) cached(k *serialKey, idx int, dst []byte) (Answer, bool) {
 		return Answer{}, false
 	}
 	e := &sh.ents[i]
-	if int(e.issuer) != idx || !e.signed(r.o.Now().Unix()) {
+	if int(e.issuer) != idx || r.pastGrace(e, r.o.Now().Unix()) || !e.signed(r.o.Now().Unix()) {
 		return Answer{}, false
 	}
 	resp := r.response(k, e)
@@ -95,6 +99,10 @@ const notIssuedValidity = 30 * time.Second
 // errLookup: the store could not say in time whether a serial is ours.
 var errLookup = errors.New("status lookup failed")
 
+// errPastGrace: the serial is ours, but its certificate ended more than
+// ExpiredGrace ago; the responder keeps no status for it.
+var errPastGrace = errors.New("certificate past its grace")
+
 // lookup asks the store for a serial missing from memory; a certificate
 // found is added (and signed by the caller, the next refresh or on demand).
 // It returns errLookup when the store failed or was too slow: the serial
@@ -112,8 +120,11 @@ func (r *Responder) lookup(k *serialKey, idx int) (*entry, error) {
 	if c == nil {
 		return nil, nil
 	}
+	if c.NotAfter.Before(r.graceCutoff()) {
+		return nil, errPastGrace
+	}
 	var buf []byte
-	r.apply(*c, &buf) // or known already: a race with the poller
+	r.apply(*c, &buf) // or known already: a race with the feed
 	if e, ok := r.get(*k); ok && int(e.issuer) == idx {
 		return &e, nil
 	}
@@ -135,11 +146,15 @@ func (r *Responder) respondLive(req *ocspder.Request, idx int, k *serialKey, e *
 	r.Stats.Live.Add(1)
 	if e == nil && k != nil {
 		// Not in memory: perhaps issued a moment ago by another process
-		// (the CLI, another node) and not polled yet. Ask the store, with
+		// (the CLI, another node) and not applied from the feed yet. Ask the store, with
 		// a deadline short enough that a slow database never stalls the
 		// handshakes behind this request.
 		var err error
-		if e, err = r.lookup(k, idx); err != nil {
+		switch e, err = r.lookup(k, idx); {
+		case errors.Is(err, errPastGrace):
+			r.Stats.Unauthorized.Add(1)
+			return Answer{DER: ocspder.Unauthorized}
+		case err != nil:
 			r.Stats.TryLater.Add(1)
 			return Answer{DER: ocspder.TryLater}
 		}

@@ -48,17 +48,20 @@ type entry struct {
 	// The signature is chunks[sigChunk][sigOff:sigOff+sigLen] of the
 	// shard; sigLen is 0 while the entry is unsigned (after a change, or
 	// before the first refresh). sigCap is the slot's size.
-	sigOff   uint32
+	sigOff uint32
+	// notAfter is the certificate's, in unix seconds (to 2106), for its
+	// grace (ResponderOptions.ExpiredGrace); 0: unknown.
+	notAfter uint32
+	// gen changes at every write, so that a re-signature made from an
+	// older copy is not stored over a newer status.
+	gen      uint32
 	sigChunk uint16
 	sigLen   uint16
 	sigCap   uint16
 	signer   uint16 // index in Responder.signers
-	// gen changes at every write, so that a re-signature made from an
-	// older copy is not stored over a newer status.
-	gen    uint32
-	issuer int8 // index in Responder.issuers
-	status int8 // ocspder.Good or ocspder.Revoked
-	reason int8
+	issuer   int8   // index in Responder.issuers
+	status   int8   // ocspder.Good or ocspder.Revoked
+	reason   int8
 }
 
 // signed reports whether e holds a signature still valid at now.
@@ -134,24 +137,24 @@ func (r *Responder) get(k serialKey) (entry, bool) {
 // setStatus records a certificate's status. It reports whether anything
 // changed; a change leaves the entry unsigned, so that a response with the
 // old status is never served again.
-func (r *Responder) setStatus(k serialKey, issuer, status, reason int8, revokedAt int64) bool {
+func (r *Responder) setStatus(k serialKey, issuer, status, reason int8, revokedAt int64, notAfter uint32) bool {
 	sh := r.shardOf(&k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	i, ok := sh.find(k)
 	if !ok {
-		sh.insert(k, entry{issuer: issuer, status: status, reason: reason, revokedAt: revokedAt})
+		sh.insert(k, entry{issuer: issuer, status: status, reason: reason, revokedAt: revokedAt, notAfter: notAfter})
 		r.count.Add(1)
 		return true
 	}
 	e := &sh.ents[i]
+	e.notAfter = notAfter
 	if e.issuer == issuer && e.status == status && e.revokedAt == revokedAt && e.reason == reason {
 		return false
 	}
 	// Revocation is final in zbca (no certificateHold): a "good" read
-	// before a revocation committed and applied after it (a poll or
-	// another node's notification racing this node's own revocation)
-	// must not bring the certificate back.
+	// before a revocation committed and applied after it (a live lookup
+	// racing the feed) must not bring the certificate back.
 	if e.status == ocspder.Revoked && status != ocspder.Revoked {
 		return false
 	}
@@ -186,4 +189,46 @@ func (r *Responder) store(k serialKey, e entry, sig []byte, ifGen bool, gen uint
 	cur.sigOff, cur.sigChunk, cur.sigCap, cur.gen = off, chunk, capacity, g
 	sh.setSig(i, sig)
 	return true
+}
+
+// compact drops the entries whose certificate ended before cutoff (unix
+// seconds), rebuilding the shard's index, entries and signature chunks so
+// that their memory goes too. It returns how many it dropped; the caller
+// holds no lock.
+func (sh *shard) compact(cutoff int64) int {
+	// (cutoff in unix seconds; entries' notAfter are uint32 seconds)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	n := 0
+	gone := func(e *entry) bool { return e.notAfter != 0 && int64(e.notAfter) < cutoff }
+	for i := range sh.ents {
+		if gone(&sh.ents[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	keep := len(sh.ents) - n
+	idx := make(map[serialKey]uint32, keep)
+	ents := make([]entry, 0, keep)
+	old := sh.chunks
+	sh.chunks = nil
+	for k, i := range sh.idx {
+		e := sh.ents[i]
+		if gone(&e) {
+			continue
+		}
+		j := uint32(len(ents))
+		sig := old[e.sigChunk][e.sigOff : e.sigOff+uint32(e.sigLen)]
+		e.sigCap, e.sigLen = 0, 0
+		ents = append(ents, e)
+		idx[k] = j
+		if len(sig) > 0 {
+			sh.ents = ents // setSig works on sh.ents
+			sh.setSig(j, sig)
+		}
+	}
+	sh.idx, sh.ents = idx, ents
+	return n
 }

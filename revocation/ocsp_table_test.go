@@ -98,11 +98,11 @@ func TestReSignInPlace(t *testing.T) {
 		t.Fatalf("status %d after revocation and a stale refresh, want revoked", resp.Status)
 	}
 
-	// A status change made elsewhere (the poller: here another reason)
+	// A status change made elsewhere (the feed: here another reason)
 	// unsigns the entry: no answer with the old status is served
 	// meanwhile. (Back to good it cannot go: TestRevokedStaysRevoked.)
 	e, _ := f.resp.get(k)
-	if !f.resp.setStatus(k, e.issuer, ocspder.Revoked, int8(CessationOfOperation), e.revokedAt) {
+	if !f.resp.setStatus(k, e.issuer, ocspder.Revoked, int8(CessationOfOperation), e.revokedAt, e.notAfter) {
 		t.Fatal("setStatus reported no change")
 	}
 	if e, _ := f.resp.get(k); e.sigLen != 0 {
@@ -167,7 +167,7 @@ func TestCachedAnswerAllocatesNothing(t *testing.T) {
 }
 
 // TestRevokedStaysRevoked: a "good" status read before a revocation and
-// applied after it (a poll or a notification racing this node's own
+// applied after it (a live lookup racing the feed applying this node's own
 // revocation) does not bring the certificate back.
 func TestRevokedStaysRevoked(t *testing.T) {
 	f := newFixture(t, nil)

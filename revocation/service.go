@@ -2,7 +2,6 @@ package revocation
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -15,34 +14,59 @@ type Revoker interface {
 	store.Revoker
 }
 
-// StatusUpdater re-signs the OCSP answer of a certificate whose status
-// changed (the Responder).
-type StatusUpdater interface {
-	Update(ctx context.Context, rec *store.Certificate) error
+// Applier is the node's status feed (Feed): Wait returns once a change is
+// applied to the OCSP table, the CRL publisher and verification.
+type Applier interface {
+	Wait(ctx context.Context, seq int64) error
 }
 
-// Service revokes certificates: one transaction in the store, then the OCSP
-// response re-signed before the caller hears back, then a new CRL within
-// the publisher's delay.
+// Service is the one way a certificate is revoked on a node: the store's
+// one revocation (a transaction of its own, or, for superseding, inside
+// the successor's issuance transaction), then the node's feed applies it
+// — the OCSP answer re-signed, verification answering "revoked", the CRL
+// publisher triggered — before the caller hears back.
 type Service struct {
 	Store  Revoker
-	OCSP   StatusUpdater // may be nil (a CLI process without a responder)
-	CRL    interface{ Trigger() }
+	Feed   Applier // nil in a CLI process without a responder
 	Logger *slog.Logger
 	// Observe, when set, counts revocations made here (metrics), those
-	// of Revoke and those reported through Counted.
+	// of Revoke and those of Superseded.
 	Observe func(reason Reason)
 }
 
-// Counted reports revocations this node made outside Revoke (superseded
-// certificates, revoked in their successor's issuance transaction).
-func (s *Service) Counted(reason Reason, n int) {
-	if s == nil || s.Observe == nil {
-		return
+// Issued completes an issuance (ca.Authority.Issue) before it is
+// acknowledged: it returns once the feed applied the new certificate (its
+// OCSP answer is signed) and the revocations the issuance made in its own
+// transaction (the enterprise's older certificates beyond the ones it
+// keeps, store.SQL.StoreCertificateSuperseding), which it logs and counts
+// like Revoke's.
+func (s *Service) Issued(ctx context.Context, rec *store.Certificate, superseded []*store.Certificate) error {
+	if s == nil {
+		return nil
 	}
-	for range n {
-		s.Observe(reason)
+	last := rec.FeedSeq
+	for _, old := range superseded {
+		last = max(last, old.FeedSeq)
+		s.logger().Info("revoked certificate", "serial", old.Serial, "reason", Superseded.String(), "superseded_by", rec.Serial, "actor", old.RevokedBy)
+		if s.Observe != nil {
+			s.Observe(Superseded)
+		}
 	}
+	return s.applied(ctx, last, rec.Serial)
+}
+
+// applied waits for the feed to apply change seq (of serial).
+func (s *Service) applied(ctx context.Context, seq int64, serial string) error {
+	if s.Feed == nil {
+		return nil
+	}
+	// The revocation is committed; its effects must follow before we
+	// answer, even if the caller has gone.
+	if err := s.Feed.Wait(context.WithoutCancel(ctx), seq); err != nil {
+		s.logger().Error("applying a status change to OCSP and verification", "serial", serial, "err", err)
+		return zerr.Wrap(zerr.Internal, err, "certificate %s: the change is stored, but this node's OCSP answer and verification do not show it yet", serial)
+	}
+	return nil
 }
 
 // Who is asking: operators may use more reasons than subscribers.
@@ -68,20 +92,13 @@ func (s *Service) Revoke(ctx context.Context, serial string, reason Reason, acto
 	if err != nil {
 		return nil, err
 	}
-	log := s.logger()
-	if s.OCSP != nil {
-		// The revocation is committed; the OCSP answer must follow before we
-		// answer, even if the caller has gone.
-		if err := s.OCSP.Update(context.WithoutCancel(ctx), rec); err != nil {
-			log.Error("re-signing OCSP response after revocation", "serial", serial, "err", err)
-			return rec, errors.Join(zerr.Wrap(zerr.Internal, err, "certificate %s is revoked, but its OCSP response could not be re-signed yet", serial))
-		}
+	if err := s.applied(ctx, rec.FeedSeq, serial); err != nil {
+		return rec, err
 	}
-	if s.CRL != nil {
-		s.CRL.Trigger()
+	if s.Observe != nil {
+		s.Observe(reason)
 	}
-	s.Counted(reason, 1)
-	log.Info("revoked certificate", "serial", serial, "reason", reason.String(), "actor", actor, "took", time.Since(start).Round(time.Microsecond))
+	s.logger().Info("revoked certificate", "serial", serial, "reason", reason.String(), "actor", actor, "took", time.Since(start).Round(time.Microsecond))
 	return rec, nil
 }
 

@@ -115,12 +115,33 @@ func (m *Metrics) WatchOCSP(r *revocation.Responder) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "zbca_ocsp_oldest_response_age_seconds", Help: "Age of the oldest pre-signed OCSP response.",
 	}, func() float64 { d, _ := r.OldestResponse(); return d.Seconds() }))
-	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "zbca_status_syncs_total", Help: "Synchronous re-reads of changed statuses before a verification answered from memory (one per database commit at most).",
-	}, func() float64 { return float64(r.Stats.Syncs.Load()) }))
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "zbca_ocsp_certificates", Help: "Certificates the OCSP responder knows.",
+		Name: "zbca_ocsp_certificates", Help: "Certificates the OCSP responder knows (those not past NotAfter + ocsp.expired_grace).",
 	}, func() float64 { return float64(r.Count()) }))
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "zbca_ocsp_forgotten_total", Help: "Certificates the OCSP responder dropped past NotAfter + ocsp.expired_grace.",
+	}, func() float64 { return float64(r.Stats.Forgotten.Load()) }))
+}
+
+// WatchFeed exports the status feed's position and health.
+func (m *Metrics) WatchFeed(f *revocation.Feed) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "zbca_status_feed_applied", Help: "Number of the last status change this node applied (compare nodes: they converge).",
+	}, func() float64 { return float64(f.Applied()) }))
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "zbca_status_feed_changes_total", Help: "Status changes applied from the feed.",
+	}, func() float64 { return float64(f.Changes.Load()) }))
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "zbca_status_feed_reloads_total", Help: "Full reloads of every status (the node fell behind what the feed keeps, or the database went back).",
+	}, func() float64 { return float64(f.Reloads.Load()) }))
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "zbca_status_feed_trusted", Help: "1 while verification answers from memory; 0 while it reads the database (feed not read recently, notifications lost).",
+	}, func() float64 {
+		if f.Trusted() {
+			return 1
+		}
+		return 0
+	}))
 }
 
 // WatchVerify exports the verification API's answers by result and the

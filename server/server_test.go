@@ -17,7 +17,7 @@ import (
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/config"
 	"github.com/zbca/zbca/enroll"
-	"github.com/zbca/zbca/revocation"
+	"github.com/zbca/zbca/revocation/revtest"
 	"github.com/zbca/zbca/store"
 )
 
@@ -42,15 +42,9 @@ func newTestServer(t *testing.T) (*Server, *store.SQL) {
 	if err := st.AddEnterprise(context.Background(), &store.Enterprise{Username: "acme", Name: "ACME", PasswordHash: "x"}, store.AuditEvent{Actor: "t", Action: "enterprise.add"}); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := revocation.NewPublisher(revocation.PublisherOptions{Store: st, Issuers: a.IssuingCAs(), Root: a.RootCRLIssuer()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	svc := &revocation.Service{Store: st, CRL: pub}
-	es := &enroll.Service{CA: a, Store: st, Revoke: svc, CRL: pub}
+	stack := revtest.Start(t, st, a)
+	svc, pub := stack.Service, stack.CRL
+	es := &enroll.Service{CA: a, Store: st, Revoke: svc}
 	s, err := New(Options{CA: a, Store: st, AdminToken: []byte(token), Revocation: svc, CRLs: pub, Enroll: es})
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,9 @@ func (s *SQL) StoreCertificates(ctx context.Context, cs []*Certificate, ev Audit
 				return fmt.Errorf("storing certificate %s: %w", c.Serial, err)
 			}
 			c.CreatedAt = now
+			if c.FeedSeq, err = w.recordChange(ctx, c.Serial); err != nil {
+				return err
+			}
 		}
 		return w.appendAudit(ctx, ev)
 	})

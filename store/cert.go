@@ -72,9 +72,8 @@ func (s *SQL) storeCertTx(ctx context.Context, w *wtx, c *Certificate, ev AuditE
 	if _, err := w.exec(ctx, qOrderValid, nanos(now), c.Serial); err != nil {
 		return fmt.Errorf("updating order: %w", err)
 	}
-	// Other nodes answer OCSP for it at once, not after their next poll
-	// (a relying party may check it the moment its holder gets it).
-	if err := w.notify(ctx, pgChannelCert, c.Serial); err != nil {
+	// Every node's OCSP table learns of it through the feed.
+	if c.FeedSeq, err = w.recordChange(ctx, c.Serial); err != nil {
 		return err
 	}
 	return w.appendAudit(ctx, ev)
@@ -280,22 +279,13 @@ func (s *SQL) StoreCertificateSuperseding(ctx context.Context, c *Certificate, e
 		rows.Close()
 		now := s.now()
 		for _, sn := range serials {
-			if _, err := w.exec(ctx, `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = 4, revoked_by = ?, updated_at = ? WHERE serial = ? AND status = 'active'`,
-				nanos(now), actor, nanos(now), sn); err != nil {
-				return err
-			}
-			if err := w.appendAudit(ctx, AuditEvent{At: now, Actor: actor, Action: "cert.revoke", Subject: sn,
-				Details: map[string]any{"reason": 4, "superseded_by": c.Serial}}); err != nil {
-				return err
-			}
-			if err := w.notify(ctx, pgChannelCert, sn); err != nil {
-				return err
-			}
-			rec, err := scanCert(w.queryRow(ctx, `SELECT `+certCols+` FROM certificates c LEFT JOIN enterprises e ON e.id = c.enterprise_id WHERE c.serial = ?`, sn))
+			rec, err := w.revoke(ctx, RevokeRequest{Serial: sn, Reason: 4, At: now, Actor: actor}, map[string]any{"superseded_by": c.Serial})
 			if err != nil {
 				return err
 			}
-			superseded = append(superseded, rec)
+			if rec != nil {
+				superseded = append(superseded, rec)
+			}
 		}
 		return nil
 	})

@@ -12,18 +12,16 @@ import (
 )
 
 // Several nodes on one PostgreSQL database learn of each other's changes
-// through LISTEN/NOTIFY: a revocation or a new CRL is announced in the
-// transaction that makes it (PostgreSQL delivers it at commit, never for a
-// rolled-back one), and every node's listener wakes its OCSP responder or
-// CRL publisher at once. Notifications are a fast path only: they are lost
-// while a listener reconnects, so the responder still polls every second
-// and the publisher checks the stored CRLs on its schedule.
+// through LISTEN/NOTIFY: a transaction that adds to the status feed
+// (feed.go) or stores a new CRL announces it (PostgreSQL delivers at
+// commit, never for a rolled-back one), and every node's listener wakes
+// its feed reader or CRL publisher at once. Notifications are a fast path
+// only: they are lost while a listener reconnects, so the feed reader
+// still reads the feed on a short period and the publisher checks the
+// stored CRLs on its schedule.
 
-// Notification channels.
-const (
-	pgChannelCert = "zbca_cert" // payload: the serial whose status changed
-	pgChannelCRL  = "zbca_crl"  // payload: the CRL name
-)
+// pgChannelCRL is the channel of CRL publications; payload: the CRL name.
+const pgChannelCRL = "zbca_crl"
 
 // ChangeKind tells what a Change is about.
 type ChangeKind int
@@ -33,10 +31,13 @@ const (
 	// ChangeResync: the listener (re)connected and may have missed
 	// notifications: read what changed.
 	ChangeResync ChangeKind = iota
-	// ChangeCert: Key is a serial whose status changed on some node.
-	ChangeCert
+	// ChangeFeed: some node committed status changes (feed.go).
+	ChangeFeed
 	// ChangeCRL: Key is the name of a CRL that some node published.
 	ChangeCRL
+	// ChangeLost: the listener lost its connection; notifications are
+	// missed until the next ChangeResync.
+	ChangeLost
 )
 
 // Change is a notification from another process on the same database.
@@ -94,7 +95,8 @@ func (s *SQL) Listen(ctx context.Context, fn func(Change)) {
 		if connected {
 			delay = 100 * time.Millisecond
 		}
-		s.log.Warn("listening for other nodes' changes: reconnecting (the 1-s poll covers the gap)", "err", err, "in", delay)
+		fn(Change{Kind: ChangeLost})
+		s.log.Warn("listening for other nodes' changes: reconnecting (the feed's poll covers the gap)", "err", err, "in", delay)
 		select {
 		case <-ctx.Done():
 			return
@@ -110,10 +112,14 @@ func (s *SQL) listen(ctx context.Context, fn func(Change)) (connected bool, err 
 		return false, err
 	}
 	defer conn.Close(context.Background())
-	for _, ch := range []string{pgChannelCert, pgChannelCRL} {
+	for _, ch := range []string{pgChannelFeed, pgChannelCRL} {
 		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
 			return false, err
 		}
+	}
+	var schema string
+	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return false, err
 	}
 	fn(Change{Kind: ChangeResync})
 	for {
@@ -122,8 +128,10 @@ func (s *SQL) listen(ctx context.Context, fn func(Change)) (connected bool, err 
 			return true, err
 		}
 		switch n.Channel {
-		case pgChannelCert:
-			fn(Change{Kind: ChangeCert, Key: n.Payload})
+		case pgChannelFeed:
+			if n.Payload == schema {
+				fn(Change{Kind: ChangeFeed})
+			}
 		case pgChannelCRL:
 			fn(Change{Kind: ChangeCRL, Key: n.Payload})
 		}

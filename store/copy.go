@@ -32,6 +32,9 @@ var CopyTables = []string{
 	// before the move must not be good again after it.
 	"cluster_secrets",
 	"acme_used_nonces",
+	// The status feed, numbers and all: the destination's feed goes on
+	// from the source's head.
+	"status_changes",
 }
 
 // TransientTables are the tables Copy knows but does not copy: the state

@@ -9,3 +9,10 @@ func SetCopyBatch(batch, perStmt int) (restore func()) {
 }
 
 var QuoteIdent = quoteIdent
+
+// SetFeedHook makes fn run between the numbering of each status change and
+// the commit of its transaction; the returned function removes it.
+func SetFeedHook(fn func()) (restore func()) {
+	feedTestHook = fn
+	return func() { feedTestHook = nil }
+}

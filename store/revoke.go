@@ -81,39 +81,61 @@ func (s *SQL) Revoke(ctx context.Context, r RevokeRequest) (*Certificate, error)
 	}
 	var rec *Certificate
 	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		res, err := w.exec(ctx, `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?, revoked_by = ?, updated_at = ? WHERE serial = ? AND status <> 'revoked'`,
-			nanos(r.At), r.Reason, r.Actor, nanos(s.now()), r.Serial)
+		var err error
+		rec, err = w.revoke(ctx, r, nil)
+		if err != nil || rec != nil {
+			return err
+		}
+		var status string
+		var at, reason sql.NullInt64
+		err = w.queryRow(ctx, `SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?`, r.Serial).Scan(&status, &at, &reason)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("certificate", r.Serial)
+		}
 		if err != nil {
-			return fmt.Errorf("revoking: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			var status string
-			var at, reason sql.NullInt64
-			err := w.queryRow(ctx, `SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?`, r.Serial).Scan(&status, &at, &reason)
-			if errors.Is(err, sql.ErrNoRows) {
-				return notFound("certificate", r.Serial)
-			}
-			if err != nil {
-				return err
-			}
-			return zerr.New(zerr.Conflict, "certificate %s is already revoked (since %s, reason %d)", r.Serial, fromNanos(at.Int64).Format(time.RFC3339), reason.Int64)
-		}
-		details := map[string]any{"reason": r.Reason}
-		if r.Comment != "" {
-			details["comment"] = r.Comment
-		}
-		if err := w.appendAudit(ctx, AuditEvent{At: r.At, Actor: r.Actor, Action: "cert.revoke", Subject: r.Serial, Details: details}); err != nil {
 			return err
 		}
-		if err := w.notify(ctx, pgChannelCert, r.Serial); err != nil {
-			return err
-		}
-		rec, err = scanCert(w.queryRow(ctx, `SELECT `+certCols+` FROM certificates c LEFT JOIN enterprises e ON e.id = c.enterprise_id WHERE c.serial = ?`, r.Serial))
-		return err
+		return zerr.New(zerr.Conflict, "certificate %s is already revoked (since %s, reason %d)", r.Serial, fromNanos(at.Int64).Format(time.RFC3339), reason.Int64)
 	})
 	if err != nil {
 		return nil, err
 	}
+	return rec, nil
+}
+
+// revoke is the store's one revocation: the conditional UPDATE (so that two
+// concurrent revocations cannot both succeed), its audit event (with
+// details added to the reason and comment) and its change in the status
+// feed, in w's transaction. It returns the updated record, or nil when
+// the certificate is unknown or already revoked (nothing changed).
+func (w *wtx) revoke(ctx context.Context, r RevokeRequest, details map[string]any) (*Certificate, error) {
+	res, err := w.exec(ctx, `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?, revoked_by = ?, updated_at = ? WHERE serial = ? AND status <> 'revoked'`,
+		nanos(r.At), r.Reason, r.Actor, nanos(w.s.now()), r.Serial)
+	if err != nil {
+		return nil, fmt.Errorf("revoking: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, nil
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["reason"] = r.Reason
+	if r.Comment != "" {
+		details["comment"] = r.Comment
+	}
+	if err := w.appendAudit(ctx, AuditEvent{At: r.At, Actor: r.Actor, Action: "cert.revoke", Subject: r.Serial, Details: details}); err != nil {
+		return nil, err
+	}
+	seq, err := w.recordChange(ctx, r.Serial)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := scanCert(w.queryRow(ctx, `SELECT `+certCols+` FROM certificates c LEFT JOIN enterprises e ON e.id = c.enterprise_id WHERE c.serial = ?`, r.Serial))
+	if err != nil {
+		return nil, err
+	}
+	rec.FeedSeq = seq
 	return rec, nil
 }
 
@@ -185,95 +207,35 @@ func (s *SQL) LatestCRL(ctx context.Context, name string) (*CRL, error) {
 	return c, nil
 }
 
-// CertStatus is what the OCSP responder needs of a certificate.
-type CertStatus struct {
-	Serial    string
-	Issuer    string
-	Status    string
-	NotAfter  time.Time
-	RevokedAt time.Time
-	Reason    int
-}
-
-// ForEachStatus streams the status of every certificate (all issuers)
-// changed after since (zero: all), for loading and refreshing the OCSP
-// responder. It returns the largest change time seen, to pass as since next
-// time.
-func (s *SQL) ForEachStatus(ctx context.Context, since time.Time, fn func(CertStatus) error) (time.Time, error) {
-	var after int64
-	if !since.IsZero() {
-		after = nanos(since)
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT serial, issuer, status, not_after, COALESCE(revoked_at, 0), COALESCE(revocation_reason, 0), updated_at FROM certificates WHERE updated_at > ?`, after)
-	if err != nil {
-		return since, err
-	}
-	defer rows.Close()
-	maxSeen := after
-	for rows.Next() {
-		var c CertStatus
-		var na, ra, up int64
-		if err := rows.Scan(&c.Serial, &c.Issuer, &c.Status, &na, &ra, &c.Reason, &up); err != nil {
-			return since, err
-		}
-		c.NotAfter = fromNanos(na)
-		if ra != 0 {
-			c.RevokedAt = fromNanos(ra)
-		}
-		maxSeen = max(maxSeen, up)
-		if err := fn(c); err != nil {
-			return since, err
-		}
-	}
-	if maxSeen == 0 {
-		return since, rows.Err()
-	}
-	return fromNanos(maxSeen), rows.Err()
-}
-
-// CertStatus returns one certificate's status; (nil, nil) when the serial
-// is unknown.
-func (s *SQL) CertStatus(ctx context.Context, serial string) (*CertStatus, error) {
-	var c CertStatus
-	var na, ra int64
-	err := s.r.QueryRowContext(ctx, `SELECT serial, issuer, status, not_after, COALESCE(revoked_at, 0), COALESCE(revocation_reason, 0) FROM certificates WHERE serial = ?`, serial).
-		Scan(&c.Serial, &c.Issuer, &c.Status, &na, &ra, &c.Reason)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	c.NotAfter = fromNanos(na)
-	if ra != 0 {
-		c.RevokedAt = fromNanos(ra)
-	}
-	return &c, nil
-}
-
-// StatusReader is what the OCSP responder reads: every status changed
-// since a time, one serial's status, and a count for sizing its tables.
+// StatusReader is what the OCSP responder and its feed read: the feed,
+// one serial's status, and a count for sizing tables.
 type StatusReader interface {
-	ForEachStatus(ctx context.Context, since time.Time, fn func(CertStatus) error) (time.Time, error)
+	FeedSource
 	CertStatus(ctx context.Context, serial string) (*CertStatus, error)
-	CertificateCountHint(ctx context.Context) (int, error)
+	CertificateCountHint(ctx context.Context, notAfter time.Time) (int, error)
+	PruneFeed(ctx context.Context, keep int64) (int64, error)
 }
 
 var _ StatusReader = (*SQL)(nil)
 
-// CertificateCountHint returns about how many certificates there are, at
-// once: an upper bound (the largest rowid; certificates are never
-// deleted), for sizing in-memory tables before a full scan.
-func (s *SQL) CertificateCountHint(ctx context.Context) (int, error) {
-	q := `SELECT COALESCE(MAX(rowid), 0) FROM certificates`
-	if s.d.pg {
+// CertificateCountHint returns about how many certificates end after
+// notAfter, at once, for sizing in-memory tables before a full scan. With
+// a zero notAfter: an upper bound of all (the largest rowid: certificates
+// are never deleted; on PostgreSQL the planner's estimate); otherwise a
+// count over the covering index certificates_live (index only).
+func (s *SQL) CertificateCountHint(ctx context.Context, notAfter time.Time) (int, error) {
+	q, args := `SELECT COALESCE(MAX(rowid), 0) FROM certificates`, []any(nil)
+	switch {
+	case !notAfter.IsZero():
+		q, args = `SELECT COUNT(*) FROM certificates WHERE not_after > ?`, []any{nanos(notAfter)}
+	case s.d.pg:
 		// No rowid: the planner's estimate (free) or, before the first
 		// ANALYZE, an exact count.
 		q = `SELECT CASE WHEN c.reltuples > 0 THEN c.reltuples::bigint ELSE (SELECT COUNT(*) FROM certificates) END
 			FROM pg_class c WHERE c.oid = 'certificates'::regclass`
 	}
 	var n int
-	err := s.r.QueryRowContext(ctx, q).Scan(&n)
+	err := s.r.QueryRowContext(ctx, q, args...).Scan(&n)
 	return n, err
 }
 

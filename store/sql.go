@@ -65,7 +65,8 @@ type SQL struct {
 	sendMu   sync.RWMutex
 	isClosed bool
 	ckDone   chan struct{}
-	rstmts   sync.Map // query → *sql.Stmt on r (stmt.go)
+	rstmts   sync.Map      // query → *sql.Stmt on r (stmt.go)
+	feedSig  chan struct{} // FeedSignal (feed.go)
 }
 
 var (
@@ -107,7 +108,7 @@ func Open(ctx context.Context, o Options) (*SQL, error) {
 		return nil, err
 	}
 	s := &SQL{w: w, r: r, d: w.d, log: o.Logger, now: o.Now, path: o.Path, dsn: o.DSN, max: o.MaxBatch,
-		ops: make(chan *op, 4096), stop: make(chan struct{}), done: make(chan struct{}), ckDone: make(chan struct{})}
+		ops: make(chan *op, 4096), feedSig: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), ckDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		r.Close()
@@ -297,6 +298,8 @@ type wtx struct {
 	s     *SQL
 	stmts map[string]*sql.Stmt
 	head  auditHead
+	// fed: the transaction recorded status changes (feed.go).
+	fed bool
 }
 
 type auditHead struct {
@@ -473,7 +476,13 @@ func (s *SQL) runBatch(batch []*op, savepoints bool) ([]error, error) {
 	if err := w.flushHead(ctx); err != nil {
 		return fail(err)
 	}
-	return results, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	if w.fed {
+		s.fedCommitted()
+	}
+	return results, nil
 }
 
 // isUnique reports whether err is a uniqueness or primary-key violation.

@@ -114,6 +114,10 @@ type Certificate struct {
 	RevocationReason  int
 	RevokedBy         string
 	CreatedAt         time.Time
+	// FeedSeq is the number, in the status feed, of the change that the
+	// call returning this record committed (StoreCertificate*, Revoke):
+	// a reader that has applied it knows the status. Not stored.
+	FeedSeq int64
 }
 
 // AuditEvent is one entry of the audit log. Seq, PrevHash and Hash are set

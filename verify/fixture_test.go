@@ -12,12 +12,14 @@ import (
 	"math/big"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/config"
 	"github.com/zbca/zbca/revocation"
+	"github.com/zbca/zbca/revocation/revtest"
 	"github.com/zbca/zbca/store"
 )
 
@@ -39,25 +41,32 @@ type fixture struct {
 	clock *clock
 	svc   *Service
 	key   string // an active API key
-	resp  *revocation.Responder
+	feed  *revocation.Feed
+	reads *countingStore // with withFeed
 }
 
-// withResponder makes the service read statuses from an OCSP responder
-// behind the store's change counter, as serve does on SQLite. The
-// responder runs on the real clock: its poll window is "changed in the
-// last seconds", which the fake clock of the rows (years ahead) always is.
-func (f *fixture) withResponder(t testing.TB) {
+// withFeed makes the service read statuses from the node's status feed
+// (memory), as serve does, and counts the store reads it still makes. The
+// stack runs on the real clock (the certificates, dated around t0 in
+// 2030, are far from past their grace).
+func (f *fixture) withFeed(t testing.TB) {
 	t.Helper()
-	r, err := revocation.NewResponder(revocation.ResponderOptions{Issuers: f.ca.IssuingCAs(), Root: f.ca.RootCRLIssuer(),
-		Delegated: f.ca.OCSPResponder, Source: f.st, Changes: f.st.ChangeCounter()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	f.resp = r
-	f.svc.current = r
+	stack := revtest.Start(t, f.st, f.ca)
+	f.feed = stack.Feed
+	f.svc.current = stack.Feed
+	f.reads = &countingStore{Store: f.svc.store}
+	f.svc.store = f.reads
+}
+
+// countingStore counts the status reads that reach the store.
+type countingStore struct {
+	Store
+	n atomic.Int64
+}
+
+func (c *countingStore) CertRevocation(ctx context.Context, serial string) (store.Revocation, bool, error) {
+	c.n.Add(1)
+	return c.Store.CertRevocation(ctx, serial)
 }
 
 // newFixture is the real stack: SQLite store, CA (created at t0 − 5y),

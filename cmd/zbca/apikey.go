@@ -135,17 +135,10 @@ func (a *app) apikeyRevokeCmd() *cobra.Command {
 }
 
 // verifyService is the verification API's core, for serve: every issuing
-// CA zbca has had, the store for status and keys, the verify section.
-// With SQLite (memory true), statuses come from the OCSP responder's
-// memory whenever the database's change counter proves it current.
-func (a *app) verifyService(st *store.SQL, auth *ca.Authority, resp *revocation.Responder, memory bool) (*verify.Service, error) {
-	o := verify.Options{Root: auth.Root(), Issuers: auth.IssuingCerts(), Store: st, Keys: st,
-		ExpiringDays: a.cfg.Verify.ExpiringDays, CacheSize: a.cfg.Verify.CacheSize, Logger: a.log}
-	if memory {
-		o.Current = resp
-		a.log.Info("verification reads statuses from memory, re-read from the database after every commit (SQLite change counter)")
-	} else {
-		a.log.Info("verification reads every status from the database")
-	}
-	return verify.New(o)
+// CA zbca has had, the store for keys and for statuses when the feed
+// cannot vouch for its table, the verify section. Statuses come from the
+// node's status feed (memory) while it is trusted.
+func (a *app) verifyService(st *store.SQL, auth *ca.Authority, feed *revocation.Feed) (*verify.Service, error) {
+	return verify.New(verify.Options{Root: auth.Root(), Issuers: auth.IssuingCerts(), Store: st, Keys: st, Current: feed,
+		ExpiringDays: a.cfg.Verify.ExpiringDays, CacheSize: a.cfg.Verify.CacheSize, Logger: a.log})
 }

@@ -91,15 +91,22 @@ func (a *app) initialise(ctx context.Context) (*store.SQL, *ca.Authority, error)
 }
 
 func (a *app) newPublisher(st *store.SQL, auth *ca.Authority) (*revocation.Publisher, error) {
-	return revocation.NewPublisher(revocation.PublisherOptions{
-		Store: st, Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(),
+	o := a.publisherOptions(auth)
+	o.Store = st
+	return revocation.NewPublisher(o)
+}
+
+// publisherOptions is the CRL publisher's configuration.
+func (a *app) publisherOptions(auth *ca.Authority) revocation.PublisherOptions {
+	return revocation.PublisherOptions{
+		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(),
 		Interval: a.cfg.CRL.Interval.Duration, Delay: a.cfg.CRL.Delay.Duration,
 		Validity: a.cfg.CRL.Validity.Duration, RootValidity: a.cfg.CRL.RootValidity.Duration,
 		// The CA's shard count, fixed at init, and the base of the URLs it
 		// writes into certificates (ca.Options.PublicURL).
 		Shards: auth.CRLShards(), PublicURL: a.cfg.PublicURL,
 		Logger: a.log,
-	})
+	}
 }
 
 // printSummary says where everything is.

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,10 +18,10 @@ import (
 	"github.com/zbca/zbca/enroll/acme"
 	"github.com/zbca/zbca/enroll/portal"
 	"github.com/zbca/zbca/internal/adminsock"
+	"github.com/zbca/zbca/internal/lifecycle"
 	"github.com/zbca/zbca/internal/runlock"
 	"github.com/zbca/zbca/revocation"
 	"github.com/zbca/zbca/server"
-	"github.com/zbca/zbca/store"
 	"github.com/zbca/zbca/verify"
 )
 
@@ -126,14 +125,6 @@ func (a *app) serve(parent context.Context) error {
 		return err
 	}
 	opts.Observe = metrics.ObserveIssuance
-	// The responder is built after the CA; issuances reach it through this
-	// hook from then on.
-	var responder atomic.Pointer[revocation.Responder]
-	opts.OnIssued = func(rec *store.Certificate) {
-		if r := responder.Load(); r != nil {
-			r.OnIssued(rec)
-		}
-	}
 	auth, err := ca.Open(ctx, opts)
 	if err != nil {
 		return err
@@ -171,57 +162,49 @@ func (a *app) serve(parent context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admin token: %w", err)
 	}
-	pub, err := a.newPublisher(st, auth)
-	if err != nil {
-		return err
-	}
+	// The node, in dependency order: store → CA → OCSP table and CRL
+	// publisher → the status feed that keeps both (and verification)
+	// current → revocation → enrollment and verification → listeners.
+	// Nothing is changed after it is built; every goroutine is a task,
+	// stopped in reverse order of its start.
+	tasks := lifecycle.New(ctx, a.log)
+	defer tasks.Stop(10 * time.Second)
 	ro := revocation.ResponderOptions{
-		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(), Source: st, Lookup: st.CertStatus,
+		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(),
 		Validity: a.cfg.OCSP.Validity.Duration, LiveWorkers: a.cfg.OCSP.NonceWorkers,
-		OnChange: pub.Trigger, Changes: st.ChangeCounter(), Logger: a.log,
+		ExpiredGrace: a.cfg.OCSP.ExpiredGrace.Duration,
 	}
 	if a.cfg.OCSP.Signer == "delegated" {
 		ro.Delegated = auth.OCSPResponder
 	}
-	resp, err := revocation.NewResponder(ro)
+	stack, err := revocation.NewStack(revocation.StackOptions{Store: st, OCSP: ro, Publisher: a.publisherOptions(auth),
+		Notified: a.cfg.Store.Driver == "postgres", Observe: metrics.ObserveRevocation, Logger: a.log})
 	if err != nil {
 		return err
 	}
-	// The CRLs (a catch-up publication after offline revocations) and the
-	// responder's million statuses load side by side: start-up is the
-	// longer of the two, not their sum.
-	crlErr := make(chan error, 1)
-	go func() { crlErr <- pub.Load(ctx) }()
-	if err := resp.Load(ctx); err != nil {
+	if err := stack.Load(ctx); err != nil {
 		return err
 	}
-	if err := <-crlErr; err != nil {
-		return fmt.Errorf("loading CRLs: %w", err)
-	}
-	go pub.Run(ctx)
-	responder.Store(resp)
-	go resp.Run(ctx)
-	// Several nodes on PostgreSQL: the others' revocations and CRLs.
-	go revocation.Follow(ctx, st, resp, pub)
+	stack.Start(tasks)
+	resp, pub, feed, svc := stack.OCSP, stack.CRL, stack.Feed, stack.Service
 	metrics.WatchOCSP(resp)
+	metrics.WatchFeed(feed)
 	metrics.WatchCRL(pub, time.Now)
-	svc := &revocation.Service{Store: st, OCSP: resp, CRL: pub, Logger: a.log, Observe: metrics.ObserveRevocation}
 	authn, err := enroll.NewAuthenticator(enroll.AuthOptions{Config: a.cfg.Enroll, Store: st, Logger: a.log, Observe: metrics.ObserveLogin})
 	if err != nil {
 		return err
 	}
 	es := a.enrollService(st, auth, svc)
-	es.OCSP, es.CRL = resp, pub
 	api := &enroll.API{Auth: authn, Store: st, Revocation: svc, EABLifetime: a.cfg.Enroll.EABLifetime.Duration, Logger: a.log}
-	portal, err := portal.New(portal.Options{Auth: authn, Enroll: es, Store: st, Revocation: svc,
+	portalSrv, err := portal.New(portal.Options{Auth: authn, Enroll: es, Store: st, Revocation: svc,
 		DownloadsDir: filepath.Join(a.cfg.DataDir, "downloads"), Logger: a.log})
 	if err != nil {
 		return err
 	}
 	acmeSrv := acme.New(acme.Options{Store: st, Enroll: es, Revocation: svc, Issuers: auth.IssuingCerts(), Logger: a.log,
 		RatePerSecond: a.cfg.Enroll.ACMERate.PerIPPerSecond, RateBurst: a.cfg.Enroll.ACMERate.Burst})
-	go acmeSrv.RunJanitor(ctx, st, 5*time.Minute)
-	vs, err := a.verifyService(st, auth, resp, ro.Changes != nil)
+	tasks.Go("acme-janitor", func(ctx context.Context) { acmeSrv.RunJanitor(ctx, st, 5*time.Minute) })
+	vs, err := a.verifyService(st, auth, feed)
 	if err != nil {
 		return err
 	}
@@ -230,7 +213,7 @@ func (a *app) serve(parent context.Context) error {
 	srv, err := server.New(server.Options{
 		HTTPAddr: a.cfg.Listen.HTTP, HTTPSAddr: a.cfg.Listen.HTTPS, AdminAddr: a.cfg.Listen.Admin,
 		CA: auth, Store: st, AdminToken: token, Registry: metrics.Registry, Logger: a.log,
-		Revocation: svc, CRLs: pub, OCSP: resp, Enroll: es, API: api, ACME: acmeSrv, Portal: portal, Verify: vh,
+		Revocation: svc, CRLs: pub, OCSP: resp, Enroll: es, API: api, ACME: acmeSrv, Portal: portalSrv, Verify: vh,
 		// We hold the serve lock: a stale socket there may be replaced.
 		AdminSocketDir: a.runDir(),
 	})
@@ -261,7 +244,7 @@ func (a *app) serve(parent context.Context) error {
 		"startup", time.Since(start).Round(time.Millisecond), "first_start", first)
 
 	// Renew the OCSP signer and the TLS certificate while running.
-	go func() {
+	tasks.Go("service-certificates", func(ctx context.Context) {
 		t := time.NewTicker(6 * time.Hour)
 		defer t.Stop()
 		for {
@@ -277,7 +260,7 @@ func (a *app) serve(parent context.Context) error {
 				}
 			}
 		}
-	}()
+	})
 
 	select {
 	case <-ctx.Done():

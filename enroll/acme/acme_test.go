@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +32,7 @@ import (
 	"github.com/zbca/zbca/enroll"
 	"github.com/zbca/zbca/enroll/acme"
 	"github.com/zbca/zbca/revocation"
+	"github.com/zbca/zbca/revocation/revtest"
 	"github.com/zbca/zbca/store"
 )
 
@@ -74,7 +74,7 @@ type testEnv struct {
 	ents  map[string]*store.Enterprise
 	acme  *acme.Server
 	// revocation is the revocation service, for a second node.
-	revocation revocation.Service
+	revocation *revocation.Service
 }
 
 func newTestEnv(t testing.TB, p enroll.Policy) *testEnv {
@@ -90,13 +90,7 @@ func newTestEnv(t testing.TB, p enroll.Policy) *testEnv {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.Resolve()
-	var responder atomic.Pointer[revocation.Responder]
-	auth, err := ca.Init(ctx, ca.Options{Dir: filepath.Join(dir, "ca"), Config: cfg.CA, PublicURL: "http://pki.test", TLSHosts: cfg.HTTPS.Hosts, Store: st,
-		OnIssued: func(rec *store.Certificate) {
-			if r := responder.Load(); r != nil {
-				r.OnIssued(rec)
-			}
-		}})
+	auth, err := ca.Init(ctx, ca.Options{Dir: filepath.Join(dir, "ca"), Config: cfg.CA, PublicURL: "http://pki.test", TLSHosts: cfg.HTTPS.Hosts, Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,24 +106,10 @@ func newTestEnv(t testing.TB, p enroll.Policy) *testEnv {
 		}
 		env.ents[u] = e
 	}
-	pub, err := revocation.NewPublisher(revocation.PublisherOptions{Store: st, Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(), Delay: 200 * time.Millisecond, Interval: time.Hour, Validity: 2 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := revocation.NewResponder(revocation.ResponderOptions{Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(), Delegated: auth.OCSPResponder, Source: st, OnChange: pub.Trigger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := resp.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	responder.Store(resp)
-	env.revocation = revocation.Service{Store: st, OCSP: resp, CRL: pub}
-	rs := &env.revocation
-	env.es = &enroll.Service{CA: auth, Store: st, OCSP: resp, CRL: pub, Revoke: rs, Policy: p}
+	stack := revtest.Start(t, st, auth)
+	env.revocation = stack.Service
+	rs := env.revocation
+	env.es = &enroll.Service{CA: auth, Store: st, Revoke: rs, Policy: p}
 	srv := acme.New(acme.Options{Store: st, Enroll: env.es, Revocation: rs, Issuers: auth.IssuingCerts(), Now: env.clock.Now})
 	env.acme = srv
 	env.e = echo.New()

@@ -273,7 +273,7 @@ func TestAccountOutlivesPassword(t *testing.T) {
 func TestAccountChangeOnOtherNode(t *testing.T) {
 	e := newTestEnv(t, enroll.Policy{MaxActive: 1, MaxPerDay: 100})
 	b := echo.New()
-	acme.New(acme.Options{Store: e.st, Enroll: e.es, Revocation: &e.revocation, Issuers: e.auth.IssuingCerts(), Now: e.clock.Now}).Register(b)
+	acme.New(acme.Options{Store: e.st, Enroll: e.es, Revocation: e.revocation, Issuers: e.auth.IssuingCerts(), Now: e.clock.Now}).Register(b)
 	srvB := httptest.NewTLSServer(b)
 	t.Cleanup(srvB.Close)
 	// A request to node B, signed with k's key under its account URL there.
@@ -331,7 +331,7 @@ func TestPendingOrderLimit(t *testing.T) {
 func TestRateLimit(t *testing.T) {
 	e := newTestEnv(t, enroll.Policy{})
 	ec := echo.New()
-	acme.New(acme.Options{Store: e.st, Enroll: e.es, Revocation: &e.revocation, Issuers: e.auth.IssuingCerts(), Now: e.clock.Now,
+	acme.New(acme.Options{Store: e.st, Enroll: e.es, Revocation: e.revocation, Issuers: e.auth.IssuingCerts(), Now: e.clock.Now,
 		RatePerSecond: 1, RateBurst: 3}).Register(ec)
 	get := func() *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, "https://"+fuzzHost+"/acme/directory", nil)

@@ -155,46 +155,147 @@ func testCRLNumbers(t *testing.T, h Harness) {
 	}
 }
 
-// testStatusScan: the responder's reads. A full scan returns every
-// certificate with its status; a scan since a time returns the ones changed
-// after it; the count hint is at least the number of certificates.
+// feedChange is one change as ReadFeed delivered it.
+type feedChange struct {
+	seq int64
+	c   store.CertStatus
+}
+
+func readFeed(t *testing.T, s Store, after int64) []feedChange {
+	t.Helper()
+	var out []feedChange
+	if _, err := s.ReadFeed(context.Background(), after, 1000, func(seq int64, c store.CertStatus) error {
+		out = append(out, feedChange{seq, c})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// testStatusScan: the responder's reads. Every issuance and revocation
+// (superseding included) adds one change, numbered on from the last,
+// delivered with the certificate's status; a refused revocation adds
+// none; the full load returns the head it is consistent with and skips
+// the certificates past a NotAfter; the count hint is at least the number
+// of certificates; pruning keeps the newest changes.
 func testStatusScan(t *testing.T, h Harness) {
 	ctx := context.Background()
 	s, _ := h.Open(t)
-	if n, err := s.CertificateCountHint(ctx); err != nil || n != 0 {
+	if n, err := s.CertificateCountHint(ctx, time.Time{}); err != nil || n != 0 {
 		t.Errorf("empty store: count hint %d, %v", n, err)
 	}
+	if head, err := s.FeedHead(ctx); err != nil || head != 0 {
+		t.Errorf("empty store: head %d, %v", head, err)
+	}
+	sig := s.FeedSignal()
+	select {
+	case <-sig:
+	default:
+	}
 	e := addEnterprise(t, s, "acme")
+	select {
+	case <-sig:
+		t.Error("a commit without status changes signalled the feed")
+	default:
+	}
 	serials := issueN(t, s, e, 5)
-	if n, err := s.CertificateCountHint(ctx); err != nil || n < 5 {
+	select {
+	case <-sig:
+	default:
+		t.Error("issuance did not signal the feed")
+	}
+	if n, err := s.CertificateCountHint(ctx, time.Time{}); err != nil || n < 5 {
 		t.Errorf("count hint %d, %v; want at least 5", n, err)
 	}
-	all := map[string]store.CertStatus{}
-	wm, err := s.ForEachStatus(ctx, time.Time{}, func(c store.CertStatus) error { all[c.Serial] = c; return nil })
-	if err != nil || len(all) != 5 || wm.IsZero() {
-		t.Fatalf("full scan: %d statuses, watermark %v, %v", len(all), wm, err)
+	if n, err := s.CertificateCountHint(ctx, time.Now().AddDate(2, 0, 0)); err != nil || n != 5 {
+		t.Errorf("count of the certificates ending after 2 years: %d, %v; want 5", n, err)
 	}
-	for _, sr := range serials {
-		if c := all[sr]; c.Status != store.CertActive || c.Issuer != "aa" {
-			t.Errorf("%s: %+v", sr, c)
+	if n, err := s.CertificateCountHint(ctx, time.Now().AddDate(4, 0, 0)); err != nil || n != 0 {
+		t.Errorf("count of the certificates ending after 4 years: %d, %v; want 0", n, err)
+	}
+	got := readFeed(t, s, 0)
+	if len(got) != 5 {
+		t.Fatalf("feed after 5 issuances: %+v", got)
+	}
+	for i, ch := range got {
+		if ch.seq != int64(i+1) || ch.c.Serial != serials[i] || ch.c.Status != store.CertActive || ch.c.Issuer != "aa" || ch.c.NotAfter.IsZero() {
+			t.Errorf("change %d: %+v", i, ch)
 		}
 	}
-	time.Sleep(2 * time.Millisecond)
 	at := time.Now().UTC().Truncate(time.Second)
-	if _, err := s.Revoke(ctx, store.RevokeRequest{Serial: serials[2], Reason: 4, At: at, Actor: "operator"}); err != nil {
+	rec, err := s.Revoke(ctx, store.RevokeRequest{Serial: serials[2], Reason: 4, At: at, Actor: "operator"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	var changed []store.CertStatus
-	if _, err := s.ForEachStatus(ctx, wm, func(c store.CertStatus) error { changed = append(changed, c); return nil }); err != nil {
+	if rec.FeedSeq != 6 {
+		t.Errorf("revocation's FeedSeq %d, want 6", rec.FeedSeq)
+	}
+	// Refused: nothing numbered.
+	if _, err := s.Revoke(ctx, store.RevokeRequest{Serial: serials[2], Reason: 1, Actor: "operator"}); err == nil {
+		t.Fatal("second revocation accepted")
+	}
+	if _, err := s.Revoke(ctx, store.RevokeRequest{Serial: "fffff", Reason: 1, Actor: "operator"}); err == nil {
+		t.Fatal("unknown serial revoked")
+	}
+	got = readFeed(t, s, 5)
+	if len(got) != 1 || got[0].seq != 6 || got[0].c.Serial != serials[2] || got[0].c.Status != store.CertRevoked || got[0].c.Reason != 4 || !got[0].c.RevokedAt.Equal(at) {
+		t.Errorf("changes after 5: %+v", got)
+	}
+	// The full load: every certificate, at head 6; a NotAfter bound
+	// leaves out the ones that end before it.
+	all := map[string]store.CertStatus{}
+	head, err := s.LoadStatuses(ctx, time.Time{}, func(c store.CertStatus) error { all[c.Serial] = c; return nil })
+	if err != nil || head != 6 || len(all) != 5 || all[serials[2]].Status != store.CertRevoked {
+		t.Fatalf("load: head %d, %d statuses, %v", head, len(all), err)
+	}
+	n := 0
+	if _, err := s.LoadStatuses(ctx, time.Now().AddDate(4, 0, 0), func(store.CertStatus) error { n++; return nil }); err != nil || n != 0 {
+		t.Errorf("load past every NotAfter: %d statuses, %v", n, err)
+	}
+	// Superseding: the new certificate and the revoked old ones, numbered
+	// in the one transaction.
+	sup, ok := s.(interface {
+		StoreCertificateSuperseding(ctx context.Context, c *store.Certificate, ev store.AuditEvent, keep int, actor string) ([]*store.Certificate, error)
+	})
+	if !ok {
+		t.Fatal("the store cannot supersede")
+	}
+	j := store.JournalEntry{Serial: "def0", EnterpriseID: e.ID, Profile: store.ProfileClient, Issuer: "aa", Node: "n", Boot: "b"}
+	if err := s.JournalSerial(ctx, j, ev("cert.signing", j.Serial)); err != nil {
 		t.Fatal(err)
 	}
-	if len(changed) != 1 || changed[0].Serial != serials[2] || changed[0].Status != store.CertRevoked || changed[0].Reason != 4 || !changed[0].RevokedAt.Equal(at) {
-		t.Errorf("changed since the watermark: %+v", changed)
+	c := cert("def0", e.ID)
+	old, err := sup.StoreCertificateSuperseding(ctx, c, ev("cert.signed", "def0"), 2, "system")
+	if err != nil || len(old) != 3 {
+		t.Fatalf("superseding: %d superseded, %v", len(old), err)
+	}
+	got = readFeed(t, s, 6)
+	if len(got) != 4 || got[0].seq != 7 || got[0].c.Serial != "def0" || c.FeedSeq != 7 {
+		t.Fatalf("changes after 6: %+v (new certificate's FeedSeq %d)", got, c.FeedSeq)
+	}
+	for i, ch := range got[1:] {
+		if ch.seq != int64(8+i) || ch.c.Status != store.CertRevoked || ch.c.Reason != 4 || old[i].FeedSeq != ch.seq {
+			t.Errorf("superseded change %d: %+v (record FeedSeq %d)", i, ch, old[i].FeedSeq)
+		}
 	}
 	if c, err := s.CertStatus(ctx, serials[2]); err != nil || c == nil || c.Status != store.CertRevoked {
 		t.Errorf("CertStatus: %+v, %v", c, err)
 	}
 	if c, err := s.CertStatus(ctx, "fffff"); err != nil || c != nil {
 		t.Errorf("unknown serial: %+v, %v", c, err)
+	}
+	// Pruning keeps the newest; numbering goes on from the head.
+	if n, err := s.PruneFeed(ctx, 2); err != nil || n != 8 {
+		t.Errorf("pruned %d, %v; want 8", n, err)
+	}
+	if got := readFeed(t, s, 0); len(got) != 2 || got[0].seq != 9 {
+		t.Errorf("after pruning: %+v", got)
+	}
+	if _, err := s.Revoke(ctx, store.RevokeRequest{Serial: "def0", Reason: 1, Actor: "operator"}); err != nil {
+		t.Fatal(err)
+	}
+	if head, err := s.FeedHead(ctx); err != nil || head != 11 {
+		t.Errorf("head after pruning and a revocation: %d, %v", head, err)
 	}
 }

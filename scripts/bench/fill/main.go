@@ -245,7 +245,7 @@ func activeClientSerials(ctx context.Context, env *benchenv.Env) ([]string, erro
 		return nil, err
 	}
 	var out []string
-	_, err = env.Store.ForEachStatus(ctx, time.Time{}, func(c store.CertStatus) error {
+	_, err = env.Store.LoadStatuses(ctx, time.Time{}, func(c store.CertStatus) error {
 		if c.Status == store.CertActive && !skip[c.Serial] {
 			out = append(out, c.Serial)
 		}

@@ -105,7 +105,7 @@ func main() {
 	var probes []string
 	seen, revoked := 0, 0
 	start := time.Now()
-	_, err = env.Store.ForEachStatus(ctx, time.Time{}, func(c store.CertStatus) error {
+	_, err = env.Store.LoadStatuses(ctx, time.Time{}, func(c store.CertStatus) error {
 		if idx != nil {
 			writeIndexLine(idx, c)
 		}

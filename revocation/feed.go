@@ -1,0 +1,354 @@
+package revocation
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zbca/zbca/store"
+)
+
+// Feed is the one way a status change (issued, revoked, superseded)
+// reaches this node's OCSP table, CRL publisher and verification API.
+//
+// The store numbers every status-changing commit in commit order (the
+// status feed, store/feed.go); the Feed applies the changes after the last
+// number it applied, in order, to the OCSP table (which signs the changed
+// responses), then tells the CRL publisher if any is a revocation, then
+// records the number as applied. It reads when woken:
+//
+//   - by this process's own commits (store.FeedSignal), at once;
+//   - on PostgreSQL, by LISTEN/NOTIFY from every node, at their commit;
+//   - by its poll (Poll: 100 ms on SQLite, where other processes such as
+//     `zbca cert revoke --offline` announce nothing; 500 ms on PostgreSQL),
+//     the safety net for a lost notification.
+//
+// Nothing compares clocks. A reader further behind than the store keeps
+// changes (store.FeedKeep), or a feed whose head went back (a restored
+// database), reloads every status.
+//
+// The guarantee (README, "How status changes propagate"): a revocation or
+// issuance acknowledged by this node is applied before it is acknowledged
+// (Wait); one made by another node or process is applied within Poll
+// plus a read, typically milliseconds with notifications. Verification
+// answers from the table only while the feed is trusted — read within the
+// trust window and, on PostgreSQL, with the notification connection up —
+// and otherwise reads the store (Status).
+type Feed struct {
+	o       FeedOptions
+	applied atomic.Int64
+	// lastRead is when the feed was last read to its end (monotonic
+	// nanoseconds since start); listening is false while the PostgreSQL
+	// notification connection is down.
+	lastRead  atomic.Int64
+	listening atomic.Bool
+	loaded    atomic.Bool
+	start     time.Time
+	wake      chan struct{}
+	mu        sync.Mutex
+	advanced  chan struct{} // closed and replaced when applied moves
+	// Stats, read by metrics.
+	Reloads, Changes atomic.Int64
+}
+
+// FeedSource is what the Feed reads (store.SQL).
+type FeedSource interface {
+	store.FeedSource
+	LoadSource
+	store.Watcher
+}
+
+// FeedOptions configures NewFeed.
+type FeedOptions struct {
+	Source FeedSource
+	OCSP   *Responder
+	// CRL, when set, is told of revocations and of CRLs other nodes
+	// published.
+	CRL *Publisher
+	// Notified: the source delivers notifications from other processes
+	// (PostgreSQL); the feed is then trusted only while they flow.
+	Notified bool
+	// Poll is the safety-net period (default 100 ms; 500 ms when
+	// Notified).
+	Poll time.Duration
+	// TrustWindow: the table answers verification only when the feed was
+	// read to its end within it (default 3 × Poll, at least 1 s).
+	TrustWindow time.Duration
+	// OnChange, when set, is called after each applied batch with the
+	// number applied (tests, metrics).
+	OnChange func(applied int64)
+	Logger   *slog.Logger
+}
+
+// NewFeed returns a feed; call Load, then Run.
+func NewFeed(o FeedOptions) (*Feed, error) {
+	if o.Source == nil || o.OCSP == nil {
+		return nil, fmt.Errorf("revocation: the feed needs a source and the OCSP table")
+	}
+	if o.Poll <= 0 {
+		o.Poll = 100 * time.Millisecond
+		if o.Notified {
+			o.Poll = 500 * time.Millisecond
+		}
+	}
+	if o.TrustWindow <= 0 {
+		o.TrustWindow = max(3*o.Poll, time.Second)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Feed{o: o, start: time.Now(), wake: make(chan struct{}, 1), advanced: make(chan struct{})}
+	f.listening.Store(!o.Notified)
+	return f, nil
+}
+
+// Load fills the OCSP table from the store and sets the feed's position
+// to the change the load is consistent with.
+func (f *Feed) Load(ctx context.Context) error {
+	head, err := f.o.OCSP.Load(ctx, f.o.Source)
+	if err != nil {
+		return err
+	}
+	f.advance(head)
+	f.lastRead.Store(int64(time.Since(f.start)))
+	f.loaded.Store(true)
+	return nil
+}
+
+// Applied is the number of the last change applied.
+func (f *Feed) Applied() int64 { return f.applied.Load() }
+
+// Trusted reports whether the table is known to be current within the
+// feed's latency: loaded, read to its end within the trust window and, on
+// PostgreSQL, with notifications flowing.
+func (f *Feed) Trusted() bool {
+	if !f.loaded.Load() || !f.listening.Load() {
+		return false
+	}
+	return time.Duration(int64(time.Since(f.start))-f.lastRead.Load()) < f.o.TrustWindow
+}
+
+// Status is verification's view of a certificate's revocation state
+// (verify.Current): from the table while the feed is trusted; ok false
+// means "read the store".
+func (f *Feed) Status(_ context.Context, serial string) (store.Revocation, bool) {
+	if !f.Trusted() {
+		return store.Revocation{}, false
+	}
+	return f.o.OCSP.status(serial)
+}
+
+// waitLimit bounds how long Wait waits for the feed (a database that
+// stopped answering).
+const waitLimit = 5 * time.Second
+
+// Wait returns once the change numbered seq (and every change before it)
+// is applied: the OCSP answer signed, the CRL publisher told. It wakes
+// the reader itself, so it does not depend on the commit signal.
+func (f *Feed) Wait(ctx context.Context, seq int64) error {
+	if seq <= 0 {
+		return nil
+	}
+	t := time.NewTimer(waitLimit)
+	defer t.Stop()
+	for {
+		f.mu.Lock()
+		ch := f.advanced
+		f.mu.Unlock()
+		if f.applied.Load() >= seq {
+			return nil
+		}
+		f.Wake()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return fmt.Errorf("the status feed has not applied change %d within %s (applied: %d)", seq, waitLimit, f.applied.Load())
+		}
+	}
+}
+
+// Issued is ca.Options.Issued: an issuance is acknowledged once its OCSP
+// answer is ready.
+func (f *Feed) Issued(ctx context.Context, rec *store.Certificate) error {
+	return f.Wait(context.WithoutCancel(ctx), rec.FeedSeq)
+}
+
+// Wake makes Run read the feed now. It never blocks.
+func (f *Feed) Wake() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run follows the feed until ctx ends.
+func (f *Feed) Run(ctx context.Context) {
+	go f.o.Source.Listen(ctx, func(c store.Change) {
+		switch c.Kind {
+		case store.ChangeFeed:
+			f.Wake()
+		case store.ChangeCRL:
+			if f.o.CRL != nil {
+				f.o.CRL.Changed()
+			}
+		case store.ChangeResync:
+			// (Re)connected: whatever was missed meanwhile is in the feed.
+			f.listening.Store(true)
+			f.Wake()
+			if f.o.CRL != nil {
+				f.o.CRL.Changed()
+			}
+		case store.ChangeLost:
+			f.listening.Store(false)
+			f.o.Logger.Warn("status feed: notifications lost; verification reads the database until they are back")
+		}
+	})
+	poll := time.NewTicker(f.o.Poll)
+	defer poll.Stop()
+	signal := f.o.Source.FeedSignal()
+	failing := false
+	for {
+		tick := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-signal:
+		case <-f.wake:
+		case <-poll.C:
+			tick = true
+		}
+		err := f.catchUp(ctx, tick)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			failing = true
+			f.o.Logger.Error("status feed: cannot read the database; verification reads it directly until the feed is back", "err", err, "applied", f.applied.Load())
+		case err == nil && failing:
+			failing = false
+			f.o.Logger.Info("status feed: reading again", "applied", f.applied.Load())
+		}
+	}
+}
+
+// feedPage is how many changes one read returns.
+const feedPage = 1000
+
+// catchUp applies every change after the last applied. On a poll tick
+// with nothing new it also checks that the head did not go back.
+func (f *Feed) catchUp(ctx context.Context, tick bool) error {
+	for {
+		last := f.applied.Load()
+		var batch []store.CertStatus
+		gap := false
+		next := last
+		n, err := f.o.Source.ReadFeed(ctx, last, feedPage, func(seq int64, c store.CertStatus) error {
+			if seq != next+1 {
+				gap = true
+				return errGap
+			}
+			next = seq
+			batch = append(batch, c)
+			return nil
+		})
+		if gap {
+			return f.reload(ctx, fmt.Sprintf("changes %d to %d are no longer kept", last+1, next))
+		}
+		if err != nil {
+			return err
+		}
+		if len(batch) > 0 {
+			if f.o.OCSP.Apply(batch) && f.o.CRL != nil {
+				f.o.CRL.Trigger()
+			}
+			f.Changes.Add(int64(len(batch)))
+			f.advance(next)
+			if f.o.OnChange != nil {
+				f.o.OnChange(next)
+			}
+		}
+		if n < feedPage {
+			break
+		}
+	}
+	if tick && f.applied.Load() > 0 {
+		head, err := f.o.Source.FeedHead(ctx)
+		if err != nil {
+			return err
+		}
+		if head < f.applied.Load() {
+			return f.reload(ctx, fmt.Sprintf("the feed's head %d is behind the applied %d (a restored database?)", head, f.applied.Load()))
+		}
+	}
+	f.lastRead.Store(int64(time.Since(f.start)))
+	return nil
+}
+
+var errGap = fmt.Errorf("gap in the status feed")
+
+// reload reads every status again, after changes were missed.
+func (f *Feed) reload(ctx context.Context, why string) error {
+	f.o.Logger.Warn("status feed: reloading every status", "why", why)
+	f.Reloads.Add(1)
+	head, err := f.o.OCSP.Load(ctx, f.o.Source)
+	if err != nil {
+		return err
+	}
+	f.o.OCSP.kick()
+	if f.o.CRL != nil {
+		f.o.CRL.Trigger()
+	}
+	f.mu.Lock()
+	f.applied.Store(head)
+	close(f.advanced)
+	f.advanced = make(chan struct{})
+	f.mu.Unlock()
+	f.lastRead.Store(int64(time.Since(f.start)))
+	return nil
+}
+
+// advance records seq as applied and wakes the waiters.
+func (f *Feed) advance(seq int64) {
+	f.mu.Lock()
+	if seq > f.applied.Load() {
+		f.applied.Store(seq)
+	}
+	close(f.advanced)
+	f.advanced = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// FeedPruner is the store side of RunFeedPruner (store.SQL).
+type FeedPruner interface {
+	PruneFeed(ctx context.Context, keep int64) (int64, error)
+	TryLockPruner(ctx context.Context) (unlock func(), ok bool, err error)
+}
+
+// RunFeedPruner deletes, every period until ctx ends, the feed's changes
+// older than the newest store.FeedKeep, on one node at a time.
+func RunFeedPruner(ctx context.Context, st FeedPruner, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		unlock, ok, err := st.TryLockPruner(ctx)
+		if err != nil || !ok {
+			continue
+		}
+		n, err := st.PruneFeed(ctx, 0)
+		unlock()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("pruning the status feed", "err", err)
+		case n > 0:
+			log.Info("pruned the status feed", "deleted", n, "kept", store.FeedKeep)
+		}
+	}
+}
