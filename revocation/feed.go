@@ -115,6 +115,8 @@ func (f *Feed) Load(ctx context.Context) error {
 	f.advance(head)
 	f.lastRead.Store(int64(time.Since(f.start)))
 	f.loaded.Store(true)
+	f.o.Logger.Info("status feed: OCSP, CRLs and verification follow the status changes from memory",
+		"applied", head, "poll", f.o.Poll, "notifications", f.o.Notified, "trust_window", f.o.TrustWindow)
 	return nil
 }
 
