@@ -246,7 +246,7 @@ func Open(ctx context.Context, opts Options) (*Authority, error) {
 		if err := c.CheckSignatureFrom(a.root); err != nil {
 			return nil, fmt.Errorf("ca: retired issuing CA %s is not signed by the root: %w", e.Name, err)
 		}
-		a.retired = append(a.retired, CRLIssuer{Name: e.Name, Cert: c, ID: hex.EncodeToString(c.SubjectKeyId), Signer: s})
+		a.retired = append(a.retired, CRLIssuer{Name: e.Name, Cert: c, ID: hex.EncodeToString(c.SubjectKeyId), key: s})
 	}
 	if a.m.OCSP != nil {
 		if a.ocsp, a.ocspSigner, err = a.load(*a.m.OCSP); err != nil {

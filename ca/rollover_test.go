@@ -112,7 +112,7 @@ func TestRollover(t *testing.T) {
 			t.Errorf("certificate issued %s the rollover: %v", name, err)
 		}
 	}
-	if retired := f.a.IssuingCAs()[1]; !retired.Cert.Equal(oldCA) || retired.Signer == nil || retired.ID != old.Record.Issuer {
+	if retired := f.a.IssuingCAs()[1]; !retired.Cert.Equal(oldCA) || !retired.CanSign() || retired.ID != old.Record.Issuer {
 		t.Errorf("retired CA %+v", retired)
 	}
 	if _, _, err := f.store.VerifyAudit(ctx); err != nil {

@@ -4,24 +4,52 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
+
+	"github.com/zbca/zbca/internal/crlder"
+	"github.com/zbca/zbca/internal/ocspder"
 )
 
-// CRLIssuer is a CA that signs CRLs: the signer is used through the
-// crypto.Signer interface only; the key stays here (or in the HSM).
+// CRLIssuer is a CA as the revocation side sees it: a capability to sign
+// CRLs and OCSP responses with the CA's key, and nothing else. The key
+// itself is never handed out (a root or issuing key that could sign
+// anything — a certificate — stays in this package, or in the HSM).
 type CRLIssuer struct {
 	// Name is the CRL's name in URLs and in the store: "issuing-1", "root".
 	Name string
 	Cert *x509.Certificate
 	// ID is the CA's SubjectKeyId in hex, as stored with its certificates.
-	ID     string
-	Signer crypto.Signer
+	ID  string
+	key crypto.Signer
+}
+
+// CanSign reports whether the capability holds a key.
+func (c CRLIssuer) CanSign() bool { return c.key != nil }
+
+// NewCRLBuilder starts a CRL of this CA (p's Issuer and Signer are set
+// here); see crlder.NewBuilder.
+func (c CRLIssuer) NewCRLBuilder(p crlder.Params) (*crlder.Builder, error) {
+	p.Issuer, p.Signer = c.Cert, c.key
+	return crlder.NewBuilder(p)
+}
+
+// BuildEmptyCRL signs a CRL of this CA without entries (the root's).
+func (c CRLIssuer) BuildEmptyCRL(p crlder.Params) ([]byte, error) {
+	p.Issuer, p.Signer = c.Cert, c.key
+	return crlder.BuildEmpty(p)
+}
+
+// OCSPSigner returns a signer of OCSP responses made with this CA's key
+// and naming it as the responder (the issuing CA answering for its own
+// certificates, the root for the issuing CAs).
+func (c CRLIssuer) OCSPSigner() (*ocspder.Signer, error) {
+	return ocspder.NewSigner(c.key, c.Cert)
 }
 
 // IssuingCAs returns every issuing CA zbca has had, the current one first
 // and then the rolled-over ones, newest first, with their signers, for CRLs
 // and OCSP.
 func (a *Authority) IssuingCAs() []CRLIssuer {
-	return append([]CRLIssuer{{Name: a.m.Issuing.Name, Cert: a.issuing, ID: a.issuerID, Signer: a.issSigner}}, a.retired...)
+	return append([]CRLIssuer{{Name: a.m.Issuing.Name, Cert: a.issuing, ID: a.issuerID, key: a.issSigner}}, a.retired...)
 }
 
 // IssuingCerts returns the certificates of IssuingCAs, in the same order.
@@ -37,7 +65,7 @@ func (a *Authority) IssuingCerts() []*x509.Certificate {
 // issuing CAs. nginx with ssl_crl checks every CA of the chain, so this CRL
 // must exist.
 func (a *Authority) RootCRLIssuer() CRLIssuer {
-	return CRLIssuer{Name: "root", Cert: a.root, ID: hex.EncodeToString(a.root.SubjectKeyId), Signer: a.rootSigner}
+	return CRLIssuer{Name: "root", Cert: a.root, ID: hex.EncodeToString(a.root.SubjectKeyId), key: a.rootSigner}
 }
 
 // OCSPResponder returns the delegated OCSP signer's certificate and key.

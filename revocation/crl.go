@@ -98,7 +98,7 @@ type Publisher struct {
 
 // NewPublisher checks its options; call Load, then Run.
 func NewPublisher(o PublisherOptions) (*Publisher, error) {
-	if o.Store == nil || len(o.Issuers) == 0 || o.Root.Signer == nil {
+	if o.Store == nil || len(o.Issuers) == 0 || !o.Root.CanSign() {
 		return nil, errors.New("revocation: publisher needs a store, issuers and the root")
 	}
 	if o.Interval <= 0 {
@@ -349,7 +349,7 @@ func (p *Publisher) publish(ctx context.Context, is ca.CRLIssuer) error {
 	}
 	params := make([]crlder.Params, len(names))
 	for i := range names {
-		params[i] = crlder.Params{Issuer: is.Cert, Signer: is.Signer, Number: big.NewInt(numbers[i]), ThisUpdate: now, NextUpdate: now.Add(validity)}
+		params[i] = crlder.Params{Number: big.NewInt(numbers[i]), ThisUpdate: now, NextUpdate: now.Add(validity)}
 		if i > 0 {
 			params[i].IDP = &crlder.IssuingDistributionPoint{URI: ca.CRLURL(p.o.PublicURL, names[i]), OnlyContainsUserCerts: true}
 		}
@@ -360,7 +360,7 @@ func (p *Publisher) publish(ctx context.Context, is ca.CRLIssuer) error {
 	if is.Name == p.o.Root.Name {
 		// Revoked issuing CAs would be listed here; zbca has none yet.
 		var der []byte
-		der, err = crlder.BuildEmpty(params[0])
+		der, err = is.BuildEmptyCRL(params[0])
 		ders, entries = [][]byte{der}, []int{0}
 	} else {
 		ders, entries, err = p.build(ctx, is, params)

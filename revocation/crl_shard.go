@@ -112,7 +112,7 @@ func (p *Publisher) build(ctx context.Context, is ca.CRLIssuer, params []crlder.
 			m := count / shards
 			params[i].EntriesHint = m + m/8 + 8
 		}
-		if bs[i], err = crlder.NewBuilder(params[i]); err != nil {
+		if bs[i], err = is.NewCRLBuilder(params[i]); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -190,7 +190,7 @@ func (r *Responder) refreshSigners() error {
 			if is.signer.Load() != nil {
 				continue
 			}
-			s, err = ocspder.NewSigner(is.Signer, is.Cert)
+			s, err = is.OCSPSigner()
 		default:
 			cert, key := r.o.Delegated()
 			if cert == nil {
@@ -205,7 +205,7 @@ func (r *Responder) refreshSigners() error {
 				if is.signer.Load() != nil {
 					continue
 				}
-				s, err = ocspder.NewSigner(is.Signer, is.Cert)
+				s, err = is.OCSPSigner()
 				if err != nil {
 					return err
 				}
