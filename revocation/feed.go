@@ -263,8 +263,11 @@ func (f *Feed) catchUp(ctx context.Context, tick bool) error {
 			return err
 		}
 		if len(batch) > 0 {
-			if f.o.OCSP.Apply(batch) && f.o.CRL != nil {
-				f.o.CRL.Trigger()
+			if n := f.o.OCSP.Apply(batch); n > 0 {
+				if f.o.CRL != nil {
+					f.o.CRL.Trigger()
+				}
+				f.o.Logger.Info("status feed: applied revocations", "count", n, "applied", next)
 			}
 			f.Changes.Add(int64(len(batch)))
 			f.advance(next)

@@ -160,9 +160,9 @@ const signInline = 256
 
 // Apply records the statuses the feed delivers and signs the responses
 // that changed before it returns (so that when an issuance or a revocation
-// is acknowledged, its OCSP answer is ready). It reports whether any
-// certificate is now revoked (for the CRL publisher).
-func (r *Responder) Apply(changes []store.CertStatus) (revoked bool) {
+// is acknowledged, its OCSP answer is ready). It reports how many
+// certificates it recorded as newly revoked (for the CRL publisher).
+func (r *Responder) Apply(changes []store.CertStatus) (revoked int) {
 	var buf []byte
 	var changed []serialKey
 	now := r.o.Now().Unix()
@@ -170,7 +170,9 @@ func (r *Responder) Apply(changes []store.CertStatus) (revoked bool) {
 		if !r.apply(c, &buf) {
 			continue
 		}
-		revoked = revoked || c.Status == store.CertRevoked
+		if c.Status == store.CertRevoked {
+			revoked++
+		}
 		if k, ok := keyOf(buf); ok {
 			changed = append(changed, k)
 		}
