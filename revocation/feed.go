@@ -174,12 +174,6 @@ func (f *Feed) Wait(ctx context.Context, seq int64) error {
 	}
 }
 
-// Issued is ca.Options.Issued: an issuance is acknowledged once its OCSP
-// answer is ready.
-func (f *Feed) Issued(ctx context.Context, rec *store.Certificate) error {
-	return f.Wait(context.WithoutCancel(ctx), rec.FeedSeq)
-}
-
 // Wake makes Run read the feed now. It never blocks.
 func (f *Feed) Wake() {
 	select {

@@ -16,3 +16,10 @@ func SetFeedHook(fn func()) (restore func()) {
 	feedTestHook = fn
 	return func() { feedTestHook = nil }
 }
+
+// SetPruneChunk sets PruneFeed's rows per transaction for a test.
+func SetPruneChunk(n int64) (restore func()) {
+	old := pruneChunk
+	pruneChunk = n
+	return func() { pruneChunk = old }
+}

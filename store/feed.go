@@ -159,22 +159,38 @@ func (s *SQL) ReadFeed(ctx context.Context, after int64, limit int, fn func(seq 
 }
 
 // PruneFeed deletes the changes older than the newest keep (FeedKeep for
-// zero) and reports how many.
+// zero) and reports how many, in transactions of pruneChunk rows, so that
+// a first prune after a bulk import does not hold the writer for long.
 func (s *SQL) PruneFeed(ctx context.Context, keep int64) (int64, error) {
 	if keep <= 0 {
 		keep = FeedKeep
 	}
-	var n int64
-	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		res, err := w.exec(ctx, `DELETE FROM status_changes WHERE seq <= (SELECT COALESCE(MAX(seq), 0) FROM status_changes) - ?`, keep)
+	var lo, head int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) FROM status_changes`).Scan(&lo, &head); err != nil {
+		return 0, err
+	}
+	var total int64
+	for cutoff := head - keep; lo <= cutoff; lo += pruneChunk {
+		var n int64
+		err := s.write(ctx, func(ctx context.Context, w *wtx) error {
+			res, err := w.exec(ctx, `DELETE FROM status_changes WHERE seq <= ?`, min(lo+pruneChunk-1, cutoff))
+			if err != nil {
+				return err
+			}
+			n, _ = res.RowsAffected()
+			return nil
+		})
 		if err != nil {
-			return err
+			return total, err
 		}
-		n, _ = res.RowsAffected()
-		return nil
-	})
-	return n, err
+		total += n
+	}
+	return total, nil
 }
+
+// pruneChunk is how many changes one pruning transaction deletes at most
+// (a variable for the tests).
+var pruneChunk int64 = 10_000
 
 // CertStatus returns one certificate's status; (nil, nil) when the serial
 // is unknown.

@@ -143,3 +143,53 @@ func testFeedConcurrent(t *testing.T, a, b *store.SQL) {
 		t.Errorf("the reader knows %d certificates, want %d", len(status), writers*each)
 	}
 }
+
+// TestPruneFeedInChunks: pruning in small transactions deletes exactly
+// the changes older than the newest keep, whatever the chunk size, and
+// numbering goes on from the head.
+func TestPruneFeedInChunks(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, store.Options{Path: filepath.Join(t.TempDir(), "zbca.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer store.SetPruneChunk(4)()
+	ev := func(action, subject string) store.AuditEvent {
+		return store.AuditEvent{Actor: "t", Action: action, Subject: subject}
+	}
+	e := &store.Enterprise{Username: "p", Name: "P", PasswordHash: "h"}
+	if err := s.AddEnterprise(ctx, e, ev("enterprise.add", "p")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 25 {
+		serial := fmt.Sprintf("ab%04x", i)
+		if err := s.JournalSerial(ctx, store.JournalEntry{Serial: serial, EnterpriseID: e.ID, Profile: store.ProfileClient, Issuer: "aa", Node: "n", Boot: "b"}, ev("cert.signing", serial)); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC().Truncate(time.Second)
+		if err := s.StoreCertificate(ctx, &store.Certificate{Serial: serial, EnterpriseID: e.ID, Profile: store.ProfileClient, Issuer: "aa", Subject: "CN=x",
+			NotBefore: now, NotAfter: now.AddDate(3, 0, 0), DER: []byte{0x30, 0}, SPKISHA256: "s" + serial, FingerprintSHA256: "f" + serial}, ev("cert.signed", serial)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.PruneFeed(ctx, 3); err != nil || n != 22 {
+		t.Fatalf("pruned %d, %v; want 22", n, err)
+	}
+	var seqs []int64
+	if _, err := s.ReadFeed(ctx, 0, 100, func(seq int64, _ store.CertStatus) error { seqs = append(seqs, seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seqs) != 3 || seqs[0] != 23 || seqs[2] != 25 {
+		t.Fatalf("left %v, want [23 24 25]", seqs)
+	}
+	if n, err := s.PruneFeed(ctx, 3); err != nil || n != 0 {
+		t.Errorf("a second prune deleted %d, %v", n, err)
+	}
+	if _, err := s.Revoke(ctx, store.RevokeRequest{Serial: "ab0000", Reason: 1, Actor: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := s.FeedHead(ctx); head != 26 {
+		t.Errorf("head after pruning and a revocation: %d, want 26", head)
+	}
+}
