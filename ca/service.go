@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"time"
@@ -164,4 +165,25 @@ func (a *Authority) TLSCertificate() (*tls.Certificate, error) {
 		PrivateKey:  a.tlsSigner,
 		Leaf:        a.tls,
 	}, nil
+}
+
+// RunServiceRenewal renews the delegated OCSP signer's and the TLS
+// certificates (EnsureServiceCertificates) every period until ctx ends,
+// and logs the CA's expiry warning when there is one.
+func (a *Authority) RunServiceRenewal(ctx context.Context, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.EnsureServiceCertificates(ctx); err != nil && ctx.Err() == nil {
+				log.Error("renewing service certificates", "err", err)
+			}
+			if w := a.ExpiryWarning(); w != "" {
+				log.Warn(w)
+			}
+		}
+	}
 }

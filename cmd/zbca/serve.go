@@ -244,23 +244,7 @@ func (a *app) serve(parent context.Context) error {
 		"startup", time.Since(start).Round(time.Millisecond), "first_start", first)
 
 	// Renew the OCSP signer and the TLS certificate while running.
-	tasks.Go("service-certificates", func(ctx context.Context) {
-		t := time.NewTicker(6 * time.Hour)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := auth.EnsureServiceCertificates(ctx); err != nil {
-					a.log.Error("renewing service certificates", "err", err)
-				}
-				if w := auth.ExpiryWarning(); w != "" {
-					a.log.Warn(w)
-				}
-			}
-		}
-	})
+	tasks.Go("service-certificates", func(ctx context.Context) { auth.RunServiceRenewal(ctx, 6*time.Hour, a.log) })
 
 	select {
 	case <-ctx.Done():
