@@ -21,8 +21,9 @@ import (
 	"github.com/zbca/zbca/store"
 )
 
-// BulkItem is one certificate of a bulk issuance: an enterprise record as
-// read from the store and a public key (no CSR: the caller made the key).
+// BulkItem is one certificate of a bulk issuance (IssueBulk, for test
+// data): an enterprise record as read from the store and a public key (no
+// CSR: the caller made the key).
 type BulkItem struct {
 	Enterprise *store.Enterprise
 	PublicKey  crypto.PublicKey
@@ -36,8 +37,14 @@ type BulkStore interface {
 // IssueBulk issues many client certificates in the same fixed order as
 // Issue, batched: check every item → draw serials → journal them all in
 // one transaction → sign on every core → store them all in one transaction
-// → return. It is for operator bulk loads and test data; a failure before
-// the store step fails the journaled serials.
+// → return. A failure before the store step fails the journaled serials.
+//
+// It is a tool for test data and benchmarks (scripts/bench/fill), not an
+// issuance path: it applies no issuance policy — no daily limit, no key
+// owner, no credential epoch, no superseding, no guards of any kind, and
+// it does not record the keys in the journal — and checks only that each
+// enterprise is active and each key acceptable. No command or server
+// reaches it; enterprises get certificates through enroll.Service.
 func (a *Authority) IssueBulk(ctx context.Context, st BulkStore, items []BulkItem, actor string) ([]*store.Certificate, error) {
 	now := a.opts.Now().UTC().Truncate(time.Second)
 	notBefore := now.Add(-a.opts.Config.Client.Backdate.Duration)
@@ -89,7 +96,7 @@ func (a *Authority) IssueBulk(ctx context.Context, st BulkStore, items []BulkIte
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		for _, j := range js {
-			a.fail(ctx, j.Serial, actor, err)
+			a.fail(ctx, j.Serial, actor, err, nil)
 		}
 		return nil, zerr.Wrap(zerr.Internal, err, "signing")
 	}
@@ -97,7 +104,7 @@ func (a *Authority) IssueBulk(ctx context.Context, st BulkStore, items []BulkIte
 	if err := st.StoreCertificates(ctx, recs, store.AuditEvent{Actor: actor, Action: "cert.signed.bulk", Subject: fmt.Sprintf("%d certificates", len(recs)),
 		Details: map[string]any{"first": recs[0].Serial, "last": recs[len(recs)-1].Serial, "count": len(recs)}}); err != nil {
 		for _, j := range js {
-			a.fail(ctx, j.Serial, actor, err)
+			a.fail(ctx, j.Serial, actor, err, nil)
 		}
 		return nil, fmt.Errorf("storing certificates: %w", err)
 	}

@@ -524,16 +524,16 @@ type outage struct {
 	tries     atomic.Int32
 }
 
-func (o *outage) StoreCertificate(context.Context, *store.Certificate, store.AuditEvent) error {
+func (o *outage) StoreCertificate(context.Context, *store.Certificate, store.AuditEvent, ...store.Guard) error {
 	return errors.New("connection refused")
 }
 
-func (o *outage) FailSerial(ctx context.Context, serial, reason string, ev store.AuditEvent) error {
+func (o *outage) FailSerial(ctx context.Context, serial, reason string, ev store.AuditEvent, guards ...store.Guard) error {
 	o.tries.Add(1)
 	if o.failFails.Add(-1) >= 0 {
 		return errors.New("connection refused")
 	}
-	return o.SQL.FailSerial(ctx, serial, reason, ev)
+	return o.SQL.FailSerial(ctx, serial, reason, ev, guards...)
 }
 
 // TestFailSerialRetried: when marking a serial failed fails too (the same

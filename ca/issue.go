@@ -72,22 +72,14 @@ type IssueRequest struct {
 	// stores the new certificate, the enterprise's older active client
 	// certificates beyond the newest KeepActive (the new one included).
 	KeepActive int
-	// MaxPerDay, when > 0, is the enterprise's daily limit, checked
-	// atomically with journaling the serial.
-	MaxPerDay int
 	// Enterprise, when set, is Username's record as the caller just read
 	// it; Issue checks it as it would its own read, and saves that read.
 	Enterprise *store.Enterprise
-	// ACMEOrder, when set, is the ACME order finalized by this issuance:
-	// its status moves with the journal and the certificate (see
-	// store.JournalEntry.ACMEOrder); an order that is not ready refuses the
-	// issuance with store.ErrOrderNotReady before anything is signed.
-	ACMEOrder string
-	// CredentialEpoch, when set, must still be the enterprise's when the
-	// serial is journaled (store.JournalEntry.CredentialEpoch), or the
-	// issuance is refused with store.ErrAccessEnded before anything is
-	// signed.
-	CredentialEpoch *int64
+	// Guards are the issuance policy that the store enforces atomically
+	// with the journal (store.Guard): the CA decides none of it and hands
+	// them to each of the serial's transactions. A guard's refusal
+	// returns its error before anything is signed, with nothing written.
+	Guards []store.Guard
 }
 
 // Issued is the result of an issuance.
@@ -102,7 +94,7 @@ type Issued struct {
 
 // Superseder is the optional store capability behind IssueRequest.KeepActive.
 type Superseder interface {
-	StoreCertificateSuperseding(ctx context.Context, c *store.Certificate, ev store.AuditEvent, keep int, actor string) ([]*store.Certificate, error)
+	StoreCertificateSuperseding(ctx context.Context, c *store.Certificate, ev store.AuditEvent, keep int, actor string, guards ...store.Guard) ([]*store.Certificate, error)
 }
 
 // PEMChain returns the certificate followed by its chain, in PEM.
@@ -178,7 +170,7 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (_ *Issued, err
 	return a.sign(ctx, signJob{
 		profile: store.ProfileClient, enterpriseID: e.ID, enterprise: e.Username, actor: actor,
 		tmpl: tmpl, pub: req.CSR.PublicKey, notBefore: notBefore, notAfter: notAfter, keep: req.KeepActive,
-		spki: spkiHash(req.CSR.RawSubjectPublicKeyInfo), maxPerDay: req.MaxPerDay, acmeOrder: req.ACMEOrder, epoch: req.CredentialEpoch,
+		spki: spkiHash(req.CSR.RawSubjectPublicKeyInfo), guards: req.Guards,
 	})
 }
 
@@ -215,9 +207,7 @@ type signJob struct {
 	notAfter     time.Time
 	keep         int
 	spki         string
-	maxPerDay    int
-	acmeOrder    string
-	epoch        *int64
+	guards       []store.Guard
 }
 
 func spkiHash(raw []byte) string {
@@ -239,15 +229,15 @@ func (a *Authority) sign(ctx context.Context, j signJob) (*Issued, error) {
 		sh = SerialHex(serial)
 		err = a.opts.Store.JournalSerial(ctx, store.JournalEntry{
 			Serial: sh, EnterpriseID: j.enterpriseID, Profile: j.profile, Issuer: a.issuerID, Node: a.opts.Node, Boot: a.boot,
-			SPKISHA256: j.spki, MaxPerDay: j.maxPerDay, ACMEOrder: j.acmeOrder, CredentialEpoch: j.epoch,
+			SPKISHA256: j.spki, Guards: j.guards,
 		}, store.AuditEvent{Actor: j.actor, Action: "cert.signing", Subject: sh, Details: map[string]any{
 			"profile": j.profile, "enterprise": j.enterprise, "not_after": j.notAfter, "issuer": a.m.Issuing.Name,
 		}})
 		if err == nil {
 			break
 		}
-		if k := zerr.KindOf(err); k == zerr.Policy || k == zerr.BadCSR || k == zerr.Unauthorized || errors.Is(err, store.ErrOrderNotReady) {
-			return nil, err // refused by the policy or the order: nothing was written
+		if store.Refused(err) {
+			return nil, err // refused by a guard: nothing was written
 		}
 		if !errors.Is(err, zerr.Conflict) || attempt > 2 {
 			return nil, fmt.Errorf("journaling serial: %w", err)
@@ -269,7 +259,7 @@ func (a *Authority) sign(ctx context.Context, j signJob) (*Issued, error) {
 	t.AuthorityKeyId = a.issuing.SubjectKeyId
 	resp, err := a.cas.CreateCertificate(&apiv1.CreateCertificateRequest{Template: t, Lifetime: j.notAfter.Sub(j.notBefore)})
 	if err != nil {
-		a.fail(ctx, sh, j.actor, err)
+		a.fail(ctx, sh, j.actor, err, j.guards)
 		return nil, zerr.Wrap(zerr.Internal, err, "signing certificate")
 	}
 	cert := resp.Certificate
@@ -287,14 +277,14 @@ func (a *Authority) sign(ctx context.Context, j signJob) (*Issued, error) {
 	var superseded []*store.Certificate
 	var err2 error
 	if sup, ok := a.opts.Store.(Superseder); ok && j.keep > 0 {
-		superseded, err2 = sup.StoreCertificateSuperseding(ctx, rec, ev, j.keep, j.actor)
+		superseded, err2 = sup.StoreCertificateSuperseding(ctx, rec, ev, j.keep, j.actor, j.guards...)
 	} else if j.keep > 0 {
 		err2 = zerr.New(zerr.Internal, "the store cannot supersede certificates")
 	} else {
-		err2 = a.opts.Store.StoreCertificate(ctx, rec, ev)
+		err2 = a.opts.Store.StoreCertificate(ctx, rec, ev, j.guards...)
 	}
 	if err2 != nil {
-		a.fail(ctx, sh, j.actor, err2)
+		a.fail(ctx, sh, j.actor, err2, j.guards)
 		return nil, fmt.Errorf("storing certificate: %w", err2)
 	}
 	a.opts.Logger.Info("issued certificate", "serial", sh, "profile", j.profile, "enterprise", j.enterprise, "not_after", cert.NotAfter)
@@ -303,25 +293,28 @@ func (a *Authority) sign(ctx context.Context, j signJob) (*Issued, error) {
 	return &Issued{Certificate: cert, Record: rec, Chain: []*x509.Certificate{a.issuing, a.root}, Superseded: superseded}, nil
 }
 
-func (a *Authority) fail(ctx context.Context, serial, actor string, cause error) {
+// fail marks a journaled serial failed, running the guards it was
+// journaled with.
+func (a *Authority) fail(ctx context.Context, serial, actor string, cause error, guards []store.Guard) {
 	ev := store.AuditEvent{Actor: actor, Action: "cert.failed", Subject: serial, Details: map[string]any{"error": cause.Error()}}
-	err := a.opts.Store.FailSerial(context.WithoutCancel(ctx), serial, cause.Error(), ev)
+	err := a.opts.Store.FailSerial(context.WithoutCancel(ctx), serial, cause.Error(), ev, guards...)
 	if err == nil {
 		return
 	}
 	// Often the same outage that failed the issuance (the database went
-	// away). Left pending, the serial and its ACME order ("processing")
-	// would stay so until this process restarts: retry in the background.
-	// FailSerial changes only a pending entry and a processing order, so a
-	// certificate whose commit did land is left alone.
+	// away). Left pending, the serial and what its guards claimed (an
+	// ACME order "processing") would stay so until this process restarts:
+	// retry in the background. FailSerial changes only a pending entry,
+	// and runs the guards only then, so a certificate whose commit did
+	// land is left alone.
 	a.opts.Logger.Warn("marking serial failed; retrying in the background", "serial", serial, "err", err)
-	go a.retryFail(serial, cause.Error(), ev)
+	go a.retryFail(serial, cause.Error(), ev, guards)
 }
 
 // failRetryFor bounds retryFail; start-up recovery covers what is left.
 const failRetryFor = time.Hour
 
-func (a *Authority) retryFail(serial, reason string, ev store.AuditEvent) {
+func (a *Authority) retryFail(serial, reason string, ev store.AuditEvent, guards []store.Guard) {
 	delay := 500 * time.Millisecond
 	// Wall time, not the CA's clock: the budget is spent in real timers.
 	for deadline := time.Now().Add(failRetryFor); time.Now().Before(deadline); {
@@ -330,7 +323,7 @@ func (a *Authority) retryFail(serial, reason string, ev store.AuditEvent) {
 			return
 		case <-time.After(delay):
 		}
-		err := a.opts.Store.FailSerial(context.Background(), serial, reason, ev)
+		err := a.opts.Store.FailSerial(context.Background(), serial, reason, ev, guards...)
 		if err == nil {
 			a.opts.Logger.Info("marked serial failed after retrying", "serial", serial)
 			return

@@ -51,8 +51,10 @@ type Request struct {
 	CSR *x509.CertificateRequest
 	// Actor and Channel go into the audit log: "enterprise:acme" / "acme".
 	Actor string
-	// ACMEOrder is the ACME order this issuance finalizes, if any (see
-	// ca.IssueRequest.ACMEOrder).
+	// ACMEOrder is the ACME order this issuance finalizes, if any: it
+	// moves with the serial (store.ACMEOrderGuard), and an order that is
+	// not ready refuses the issuance with store.ErrOrderNotReady before
+	// anything is signed.
 	ACMEOrder string
 	// CredentialEpoch, when set, is the enterprise's credential epoch under
 	// which the requester proved the password: the issuance is refused
@@ -88,11 +90,8 @@ func (s *Service) Issue(ctx context.Context, r Request) (*ca.Issued, error) {
 	if p.MaxPerDay <= 0 {
 		p.MaxPerDay = 10
 	}
-	// The daily limit and the key's owner are checked by the store inside
-	// the transaction that journals the serial: atomic, so concurrent
-	// requests cannot both pass, and a refusal writes nothing.
-	iss, err := s.CA.Issue(ctx, ca.IssueRequest{CSR: r.CSR, Username: r.Username, Actor: r.Actor, KeepActive: p.MaxActive, MaxPerDay: p.MaxPerDay,
-		Enterprise: e, ACMEOrder: r.ACMEOrder, CredentialEpoch: r.CredentialEpoch})
+	iss, err := s.CA.Issue(ctx, ca.IssueRequest{CSR: r.CSR, Username: r.Username, Actor: r.Actor, KeepActive: p.MaxActive,
+		Enterprise: e, Guards: guards(r, p)})
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +101,24 @@ func (s *Service) Issue(ctx context.Context, r Request) (*ca.Issued, error) {
 		s.logger().Error("issued, but not applied to OCSP yet (relying parties may get tryLater a moment)", "serial", iss.Record.Serial, "enterprise", r.Username, "err", err)
 	}
 	return iss, nil
+}
+
+// guards is the part of the policy that must hold atomically with the
+// journal: the store checks it inside the transaction that journals the
+// serial, so concurrent requests cannot both pass, and a refusal writes
+// nothing. In this order: the ACME order, if any, moves to processing
+// (its account still valid); the requester's credential epoch, if set, is
+// still the enterprise's; the key is no other enterprise's; the daily
+// limit.
+func guards(r Request, p Policy) []store.Guard {
+	g := make([]store.Guard, 0, 4)
+	if r.ACMEOrder != "" {
+		g = append(g, store.ACMEOrderGuard(r.ACMEOrder))
+	}
+	if r.CredentialEpoch != nil {
+		g = append(g, store.EpochGuard(*r.CredentialEpoch))
+	}
+	return append(g, store.KeyOwnerGuard(), store.DailyLimitGuard(p.MaxPerDay))
 }
 
 func (s *Service) now() time.Time {

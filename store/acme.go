@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/zbca/zbca/internal/zerr"
@@ -99,9 +100,72 @@ type ACMEStore interface {
 var _ ACMEStore = (*SQL)(nil)
 
 // ErrOrderNotReady refuses a serial journaled for an ACME order
-// (JournalEntry.ACMEOrder) that is not ready: being finalized, finalized,
-// invalid or expired. Nothing was written.
+// (ACMEOrderGuard) that is not ready: being finalized, finalized, invalid
+// or expired. Nothing was written.
 var ErrOrderNotReady = zerr.New(zerr.Conflict, "the order is not ready")
+
+// The ACME order moves with its serial (ACMEOrderGuard); orders in flight
+// are found by serial through the partial index acme_orders_processing.
+const (
+	qOrderProcessing = `UPDATE acme_orders SET status = 'processing', serial = ?, updated_at = ? WHERE id = ? AND status = 'ready' AND expires_at > ?`
+	qOrderValid      = `UPDATE acme_orders SET status = 'valid', updated_at = ? WHERE serial = ? AND status = 'processing'`
+	qOrderFailed     = `UPDATE acme_orders SET status = 'invalid', error = ?, updated_at = ? WHERE serial = ? AND status = 'processing'`
+	// qOrderAccount: the status of the account of an order being finalized.
+	qOrderAccount = `SELECT a.status FROM acme_orders o JOIN acme_accounts a ON a.id = o.account_id WHERE o.id = ?`
+)
+
+// ACMEOrderGuard makes the serial finalize the ACME order id (RFC 8555
+// §7.4): when the serial is journaled the order moves from ready (and
+// unexpired) to processing with it, or the serial is refused with
+// ErrOrderNotReady (ErrAccessEnded when the order's account is no longer
+// valid); storing the certificate makes the order valid, failing the
+// serial makes it invalid, each in the same transaction.
+func ACMEOrderGuard(id string) Guard { return orderGuard{id: id} }
+
+// orderGuard is ACMEOrderGuard. Issued and Failed find the order by
+// serial: with an empty id it is the orphan guard of RecoverJournal.
+type orderGuard struct{ id string }
+
+func (g orderGuard) Claim(ctx context.Context, tx *Tx, j *JournalEntry) error {
+	if g.id == "" {
+		return nil
+	}
+	// The order's account must still be valid: one deactivated while this
+	// finalize was in flight (zbcert deactivates the account it replaces)
+	// gets nothing.
+	var status string
+	err := tx.QueryRow(ctx, qOrderAccount, g.id).Scan(&status)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// No such order: the update below refuses it.
+	case err != nil:
+		return fmt.Errorf("reading the order's account: %w", err)
+	case status != "valid":
+		return ErrAccessEnded
+	}
+	res, err := tx.Exec(ctx, qOrderProcessing, j.Serial, nanos(j.CreatedAt), g.id, nanos(j.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("updating order: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrOrderNotReady
+	}
+	return nil
+}
+
+func (orderGuard) Issued(ctx context.Context, tx *Tx, c *Certificate) error {
+	if _, err := tx.Exec(ctx, qOrderValid, nanos(tx.Now()), c.Serial); err != nil {
+		return fmt.Errorf("updating order: %w", err)
+	}
+	return nil
+}
+
+func (orderGuard) Failed(ctx context.Context, tx *Tx, serial, reason string) error {
+	if _, err := tx.Exec(ctx, qOrderFailed, reason, nanos(tx.Now()), serial); err != nil {
+		return fmt.Errorf("updating order: %w", err)
+	}
+	return nil
+}
 
 // ErrTooManyOrders refuses an order to an account that has as many
 // unfinished orders as it may. Nothing was written.

@@ -49,7 +49,7 @@ func testACMEOrderMoves(t *testing.T, s *store.SQL) {
 	}
 	journal := func(serial, orderID string, maxPerDay int) error {
 		return s.JournalSerial(ctx, store.JournalEntry{Serial: serial, EnterpriseID: e.ID, Profile: store.ProfileClient, Issuer: "aa", Node: "n", Boot: "b",
-			SPKISHA256: "spki-" + serial, MaxPerDay: maxPerDay, ACMEOrder: orderID}, ev("cert.signing", serial))
+			SPKISHA256: "spki-" + serial, Guards: []store.Guard{store.ACMEOrderGuard(orderID), store.KeyOwnerGuard(), store.DailyLimitGuard(maxPerDay)}}, ev("cert.signing", serial))
 	}
 	audits := func() int64 {
 		n, _, err := s.VerifyAudit(ctx)
@@ -74,7 +74,7 @@ func testACMEOrderMoves(t *testing.T, s *store.SQL) {
 	}
 	c := &store.Certificate{Serial: "a1", EnterpriseID: e.ID, Profile: store.ProfileClient, Issuer: "aa", Subject: "CN=x",
 		NotBefore: now, NotAfter: now.AddDate(3, 0, 0), DER: []byte{0x30, 0x00}, SPKISHA256: "spki-a1", FingerprintSHA256: "fp"}
-	if err := s.StoreCertificate(ctx, c, ev("cert.signed", "a1")); err != nil {
+	if err := s.StoreCertificate(ctx, c, ev("cert.signed", "a1"), store.ACMEOrderGuard(o1)); err != nil {
 		t.Fatal(err)
 	}
 	want(o1, "valid", "a1")
@@ -83,7 +83,7 @@ func testACMEOrderMoves(t *testing.T, s *store.SQL) {
 	if err := journal("b1", o2, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.FailSerial(ctx, "b1", "signer down", ev("cert.failed", "b1")); err != nil {
+	if err := s.FailSerial(ctx, "b1", "signer down", ev("cert.failed", "b1"), store.ACMEOrderGuard(o2)); err != nil {
 		t.Fatal(err)
 	}
 	want(o2, "invalid", "b1")
@@ -140,7 +140,7 @@ func testACMEOrderConcurrent(t *testing.T, s *store.SQL) {
 		go func() {
 			defer wg.Done()
 			sn := fmt.Sprintf("%x", 0x100+i)
-			errs <- s.JournalSerial(ctx, store.JournalEntry{Serial: sn, EnterpriseID: e.ID, Profile: store.ProfileClient, Issuer: "aa", ACMEOrder: "o"}, ev)
+			errs <- s.JournalSerial(ctx, store.JournalEntry{Serial: sn, EnterpriseID: e.ID, Profile: store.ProfileClient, Issuer: "aa", Guards: []store.Guard{store.ACMEOrderGuard("o")}}, ev)
 		}()
 	}
 	wg.Wait()

@@ -7,9 +7,10 @@ import (
 	"github.com/zbca/zbca/internal/zerr"
 )
 
-// BulkWriter is the batched form of CertWriter, for bulk issuance (test
-// data, migrations): the same two durable steps, many certificates per
-// transaction, one audit event per step and batch.
+// BulkWriter is the batched form of CertWriter, for bulk issuance of test
+// data (ca.IssueBulk): the same two durable steps, many certificates per
+// transaction, one audit event per step and batch, and no guards (no
+// issuance policy) at all.
 type BulkWriter interface {
 	// JournalSerials journals many serials, all or none.
 	JournalSerials(ctx context.Context, js []JournalEntry, ev AuditEvent) error
@@ -25,6 +26,9 @@ func (s *SQL) JournalSerials(ctx context.Context, js []JournalEntry, ev AuditEve
 	now := s.now()
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
 		for _, j := range js {
+			if len(j.Guards) > 0 {
+				return zerr.New(zerr.Internal, "serial %s: bulk journaling runs no guards", j.Serial)
+			}
 			_, err := w.exec(ctx, `INSERT INTO issuance_journal(serial, enterprise_id, profile, issuer, node, boot, state, created_at, updated_at) VALUES (?,?,?,?,?,?,'pending',?,?)`,
 				j.Serial, nullID(j.EnterpriseID), j.Profile, j.Issuer, j.Node, j.Boot, nanos(now), nanos(now))
 			if isUnique(err) {

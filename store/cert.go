@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/zbca/zbca/internal/zerr"
 )
@@ -24,10 +23,7 @@ func (s *SQL) JournalSerial(ctx context.Context, j JournalEntry, ev AuditEvent) 
 		j.CreatedAt = s.now()
 	}
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		if err := processOrderTx(ctx, w, &j); err != nil {
-			return err
-		}
-		if err := checkJournalPolicy(ctx, w, &j); err != nil {
+		if err := claimAll(ctx, &Tx{w: w, now: j.CreatedAt}, &j); err != nil {
 			return err
 		}
 		_, err := w.exec(ctx, `INSERT INTO issuance_journal(serial, enterprise_id, profile, issuer, node, boot, state, created_at, updated_at, spki_sha256) VALUES (?,?,?,?,?,?,'pending',?,?,?)`,
@@ -43,11 +39,11 @@ func (s *SQL) JournalSerial(ctx context.Context, j JournalEntry, ev AuditEvent) 
 }
 
 // StoreCertificate implements CertWriter.
-func (s *SQL) StoreCertificate(ctx context.Context, c *Certificate, ev AuditEvent) error {
-	return s.write(ctx, func(ctx context.Context, w *wtx) error { return s.storeCertTx(ctx, w, c, ev) })
+func (s *SQL) StoreCertificate(ctx context.Context, c *Certificate, ev AuditEvent, guards ...Guard) error {
+	return s.write(ctx, func(ctx context.Context, w *wtx) error { return s.storeCertTx(ctx, w, c, ev, guards) })
 }
 
-func (s *SQL) storeCertTx(ctx context.Context, w *wtx, c *Certificate, ev AuditEvent) error {
+func (s *SQL) storeCertTx(ctx context.Context, w *wtx, c *Certificate, ev AuditEvent, guards []Guard) error {
 	now := s.now()
 	if c.Status == "" {
 		c.Status = CertActive
@@ -68,9 +64,8 @@ func (s *SQL) storeCertTx(ctx context.Context, w *wtx, c *Certificate, ev AuditE
 		return fmt.Errorf("storing certificate: %w", err)
 	}
 	c.CreatedAt = now
-	// The ACME order finalized by this serial, if any, becomes valid now.
-	if _, err := w.exec(ctx, qOrderValid, nanos(now), c.Serial); err != nil {
-		return fmt.Errorf("updating order: %w", err)
+	if err := issuedAll(ctx, &Tx{w: w, now: now}, c, guards); err != nil {
+		return err
 	}
 	// Every node's OCSP table learns of it through the feed.
 	if c.FeedSeq, err = w.recordChange(ctx, c.Serial); err != nil {
@@ -80,14 +75,19 @@ func (s *SQL) storeCertTx(ctx context.Context, w *wtx, c *Certificate, ev AuditE
 }
 
 // FailSerial implements CertWriter.
-func (s *SQL) FailSerial(ctx context.Context, serial, reason string, ev AuditEvent) error {
+func (s *SQL) FailSerial(ctx context.Context, serial, reason string, ev AuditEvent, guards ...Guard) error {
 	now := s.now()
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		if _, err := w.exec(ctx, `UPDATE issuance_journal SET state = 'failed', error = ?, updated_at = ? WHERE serial = ? AND state = 'pending'`, reason, nanos(now), serial); err != nil {
+		res, err := w.exec(ctx, `UPDATE issuance_journal SET state = 'failed', error = ?, updated_at = ? WHERE serial = ? AND state = 'pending'`, reason, nanos(now), serial)
+		if err != nil {
 			return err
 		}
-		if _, err := w.exec(ctx, qOrderFailed, reason, nanos(now), serial); err != nil {
-			return err
+		// A serial that is not pending (stored after all, or failed
+		// already) has nothing left to undo.
+		if n, _ := res.RowsAffected(); n == 1 {
+			if err := failedAll(ctx, &Tx{w: w, now: now}, serial, reason, guards); err != nil {
+				return err
+			}
 		}
 		return w.appendAudit(ctx, ev)
 	})
@@ -97,9 +97,10 @@ func (s *SQL) FailSerial(ctx context.Context, serial, reason string, ev AuditEve
 func (s *SQL) RecoverJournal(ctx context.Context, node string, live []string) (int, error) {
 	var n int64
 	now := s.now()
+	const reason = "process ended before the certificate was stored"
 	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		q := `UPDATE issuance_journal SET state = 'failed', error = 'process ended before the certificate was stored', updated_at = ? WHERE state = 'pending'`
-		args := []any{nanos(now)}
+		q := `UPDATE issuance_journal SET state = 'failed', error = ?, updated_at = ? WHERE state = 'pending'`
+		args := []any{reason, nanos(now)}
 		if node != "" {
 			q += ` AND node = ?`
 			args = append(args, node)
@@ -110,18 +111,34 @@ func (s *SQL) RecoverJournal(ctx context.Context, node string, live []string) (i
 				args = append(args, b)
 			}
 		}
-		res, err := w.tx.ExecContext(ctx, q, args...)
+		rows, err := w.tx.QueryContext(ctx, q+` RETURNING serial`, args...)
 		if err != nil {
 			return err
 		}
-		n, _ = res.RowsAffected()
+		var serials []string
+		for rows.Next() {
+			var sn string
+			if err := rows.Scan(&sn); err != nil {
+				rows.Close()
+				return err
+			}
+			serials = append(serials, sn)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		n = int64(len(serials))
 		if n == 0 {
 			return nil
 		}
-		// Their ACME orders will never get a certificate.
-		if _, err := w.tx.ExecContext(ctx, `UPDATE acme_orders SET status = 'invalid', error = 'process ended before the certificate was stored', updated_at = ?
-			WHERE status = 'processing' AND EXISTS (SELECT 1 FROM issuance_journal j WHERE j.serial = acme_orders.serial AND j.state = 'failed')`, nanos(now)); err != nil {
-			return err
+		// What their guards claimed by serial (an ACME order) will never
+		// get a certificate.
+		t := &Tx{w: w, now: now}
+		for _, sn := range serials {
+			if err := failedAll(ctx, t, sn, reason, orphanGuards); err != nil {
+				return err
+			}
 		}
 		return w.appendAudit(ctx, AuditEvent{Actor: "system", Action: "journal.recover", Subject: node,
 			Details: map[string]any{"failed": n}})
@@ -251,15 +268,16 @@ func (s *SQL) Backup(ctx context.Context, path string) error {
 // StoreCertificateSuperseding is StoreCertificate plus, in the same
 // transaction, the revocation as superseded (reason 4) of the enterprise's
 // older active client certificates beyond the newest keep (this one
-// included). It returns the superseded records.
-func (s *SQL) StoreCertificateSuperseding(ctx context.Context, c *Certificate, ev AuditEvent, keep int, actor string) ([]*Certificate, error) {
+// included). guards are run as by StoreCertificate. It returns the
+// superseded records.
+func (s *SQL) StoreCertificateSuperseding(ctx context.Context, c *Certificate, ev AuditEvent, keep int, actor string, guards ...Guard) ([]*Certificate, error) {
 	if keep < 1 {
 		return nil, zerr.New(zerr.Internal, "keep must be at least 1")
 	}
 	var superseded []*Certificate
 	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
 		superseded = superseded[:0]
-		if err := s.storeCertTx(ctx, w, c, ev); err != nil {
+		if err := s.storeCertTx(ctx, w, c, ev, guards); err != nil {
 			return err
 		}
 		rows, err := w.tx.QueryContext(ctx, `SELECT serial FROM certificates WHERE enterprise_id = ? AND profile = 'client' AND status = 'active' AND serial <> ?
@@ -293,98 +311,4 @@ func (s *SQL) StoreCertificateSuperseding(ctx context.Context, c *Certificate, e
 		return nil, err
 	}
 	return superseded, nil
-}
-
-// The ACME order moves with its serial (JournalEntry.ACMEOrder); orders in
-// flight are found by serial through the partial index
-// acme_orders_processing.
-const (
-	qOrderProcessing = `UPDATE acme_orders SET status = 'processing', serial = ?, updated_at = ? WHERE id = ? AND status = 'ready' AND expires_at > ?`
-	qOrderValid      = `UPDATE acme_orders SET status = 'valid', updated_at = ? WHERE serial = ? AND status = 'processing'`
-	qOrderFailed     = `UPDATE acme_orders SET status = 'invalid', error = ?, updated_at = ? WHERE serial = ? AND status = 'processing'`
-	// qEnterpriseCurrent: the enterprise is active and at the credential
-	// epoch the requester proved its password under.
-	qEnterpriseCurrent = `SELECT 1 FROM enterprises WHERE id = ? AND status = 'active' AND credential_epoch = ?`
-	// qOrderAccount: the status of the account of an order being finalized.
-	qOrderAccount = `SELECT a.status FROM acme_orders o JOIN acme_accounts a ON a.id = o.account_id WHERE o.id = ?`
-)
-
-// processOrderTx moves j's ACME order, if any, from ready to processing
-// with j's serial, in the journaling transaction.
-func processOrderTx(ctx context.Context, w *wtx, j *JournalEntry) error {
-	if j.ACMEOrder == "" {
-		return nil
-	}
-	// The order's account must still be valid: one deactivated while
-	// this finalize was in flight (zbcert deactivates the account it
-	// replaces) gets nothing.
-	var status string
-	err := w.queryRow(ctx, qOrderAccount, j.ACMEOrder).Scan(&status)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		// No such order: the update below refuses it.
-	case err != nil:
-		return fmt.Errorf("reading the order's account: %w", err)
-	case status != "valid":
-		return ErrAccessEnded
-	}
-	res, err := w.exec(ctx, qOrderProcessing, j.Serial, nanos(j.CreatedAt), j.ACMEOrder, nanos(j.CreatedAt))
-	if err != nil {
-		return fmt.Errorf("updating order: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return ErrOrderNotReady
-	}
-	return nil
-}
-
-// The journal policy's queries. Each must search an index, never scan the
-// journal (TestJournalPolicyPlans): the spki_sha256 <> ” term lets SQLite
-// use the partial index issuance_journal_spki with a bound parameter.
-const (
-	qKeyOwnedElsewhere = `SELECT 1 FROM issuance_journal WHERE spki_sha256 = ? AND spki_sha256 <> '' AND enterprise_id <> ? AND state <> 'failed' LIMIT 1`
-	// Counting stops at the limit: the cost is bounded by it.
-	qIssuedToday = `SELECT COUNT(*) FROM (SELECT 1 FROM issuance_journal WHERE enterprise_id = ? AND profile = 'client' AND state <> 'failed' AND created_at >= ? LIMIT ?) AS recent`
-)
-
-// ErrAccessEnded refuses an issuance whose requester proved a password
-// that the enterprise has changed since, or whose access was ended or
-// disabled since (JournalEntry.CredentialEpoch). Nothing was written.
-var ErrAccessEnded = zerr.New(zerr.Unauthorized, "the enterprise's password was changed or its access ended since this login: prove the current password again")
-
-// checkJournalPolicy enforces, inside the journaling transaction, the
-// policy that concurrent requests could otherwise both pass: a key belongs
-// to one enterprise, and the daily limit.
-func checkJournalPolicy(ctx context.Context, w *wtx, j *JournalEntry) error {
-	if j.CredentialEpoch != nil {
-		var one int
-		err := w.queryRow(ctx, qEnterpriseCurrent, j.EnterpriseID, *j.CredentialEpoch).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrAccessEnded
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if j.SPKISHA256 != "" && j.EnterpriseID != 0 {
-		var one int
-		err := w.queryRow(ctx, qKeyOwnedElsewhere, j.SPKISHA256, j.EnterpriseID).Scan(&one)
-		if err == nil {
-			return zerr.New(zerr.BadCSR, "this key is already certified for another enterprise: make a new key")
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-	}
-	if j.MaxPerDay > 0 && j.EnterpriseID != 0 {
-		var n int
-		if err := w.queryRow(ctx, qIssuedToday,
-			j.EnterpriseID, nanos(j.CreatedAt.Add(-24*time.Hour)), j.MaxPerDay).Scan(&n); err != nil {
-			return err
-		}
-		if n >= j.MaxPerDay {
-			return zerr.New(zerr.Policy, "the enterprise has had %d certificates in the last 24 hours, the daily limit: try again tomorrow or ask the operator", n)
-		}
-	}
-	return nil
 }

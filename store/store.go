@@ -73,27 +73,13 @@ type JournalEntry struct {
 	State        string
 	Error        string
 	CreatedAt    time.Time
-	// SPKISHA256 of the key to be certified (client certificates): a key
-	// journaled for another enterprise is refused, atomically.
+	// SPKISHA256 of the key to be certified (client certificates),
+	// recorded with the serial: KeyOwnerGuard searches it.
 	SPKISHA256 string
-	// MaxPerDay, when > 0, refuses the serial (zerr.Policy) if the
-	// enterprise already has that many client serials journaled (pending or
-	// issued) in the 24 hours before CreatedAt, atomically.
-	MaxPerDay int
-	// ACMEOrder, when set, is the ACME order this serial finalizes
-	// (RFC 8555 §7.1.6): in the journaling transaction it moves from ready
-	// (and unexpired) to processing with this serial, or the serial is
-	// refused with ErrOrderNotReady. Storing the certificate makes the
-	// order valid, failing the serial makes it invalid, each in the same
-	// transaction.
-	ACMEOrder string
-	// CredentialEpoch, when set, is the enterprise's credential epoch under
-	// which the requester proved the password (its ACME account's, its
-	// portal session's): in the journaling transaction the enterprise must
-	// still be active and at that epoch, or the serial is refused with
-	// ErrAccessEnded. A passwd, disable or logout that commits before the
-	// serial is journaled stops the issuance.
-	CredentialEpoch *int64
+	// Guards run in the transactions of this serial's issuance (see
+	// Guard): the issuance policy that must hold atomically with the
+	// journal. Not stored.
+	Guards []Guard
 }
 
 // Certificate is an issued certificate.
@@ -183,13 +169,18 @@ type CertReader interface {
 // CertWriter persists the two durable steps of issuance.
 type CertWriter interface {
 	// JournalSerial durably records a serial before it is signed, with its
-	// audit event. A serial that was ever journaled returns zerr.Conflict.
+	// audit event, after j.Guards' Claim. A serial that was ever journaled
+	// returns zerr.Conflict; a guard's refusal returns its error, marked
+	// (Refused), and writes nothing.
 	JournalSerial(ctx context.Context, j JournalEntry, ev AuditEvent) error
 	// StoreCertificate durably stores an issued certificate, marks its
-	// journal entry issued and appends ev, all in one transaction.
-	StoreCertificate(ctx context.Context, c *Certificate, ev AuditEvent) error
-	// FailSerial marks a journaled serial as failed (signing failed).
-	FailSerial(ctx context.Context, serial, reason string, ev AuditEvent) error
+	// journal entry issued, runs the guards' Issued and appends ev, all
+	// in one transaction. guards are those the serial was journaled with.
+	StoreCertificate(ctx context.Context, c *Certificate, ev AuditEvent, guards ...Guard) error
+	// FailSerial marks a journaled serial as failed (signing failed) and,
+	// if it was pending, runs the guards' Failed, in one transaction.
+	// guards are those the serial was journaled with.
+	FailSerial(ctx context.Context, serial, reason string, ev AuditEvent, guards ...Guard) error
 }
 
 // Journal reads and repairs the issuance journal.
@@ -197,7 +188,8 @@ type Journal interface {
 	// RecoverJournal marks as failed the pending entries of node (every
 	// node when empty: one host, as with SQLite) whose boot is not in live:
 	// their process died before storing the certificate, so nobody
-	// received it. It returns how many.
+	// received it. What a guard claimed by serial (an ACME order in
+	// processing) is failed with them. It returns how many.
 	RecoverJournal(ctx context.Context, node string, live []string) (int, error)
 	GetJournal(ctx context.Context, serial string) (*JournalEntry, error)
 }

@@ -102,14 +102,14 @@ func testCredentialEpoch(t *testing.T, h Harness) {
 	// it.
 	stale, cur := int64(2), int64(3)
 	before := auditCount(t, s)
-	j := store.JournalEntry{Serial: "e1", EnterpriseID: e.ID, Profile: store.ProfileClient, Issuer: "aa", Node: "n1", Boot: "b1", CredentialEpoch: &stale}
+	j := store.JournalEntry{Serial: "e1", EnterpriseID: e.ID, Profile: store.ProfileClient, Issuer: "aa", Node: "n1", Boot: "b1", Guards: []store.Guard{store.EpochGuard(stale)}}
 	if err := s.JournalSerial(ctx, j, ev("cert.signing", j.Serial)); !errors.Is(err, store.ErrAccessEnded) {
 		t.Errorf("journaling under an old epoch: %v, want ErrAccessEnded", err)
 	}
 	if _, err := s.GetJournal(ctx, "e1"); !errors.Is(err, zerr.NotFound) || auditCount(t, s) != before {
 		t.Errorf("a refused serial left a journal entry (%v) or an audit entry", err)
 	}
-	j.CredentialEpoch = &cur
+	j.Guards = []store.Guard{store.EpochGuard(cur)}
 	if err := s.JournalSerial(ctx, j, ev("cert.signing", j.Serial)); err != nil {
 		t.Errorf("journaling under the current epoch: %v", err)
 	}
@@ -117,7 +117,7 @@ func testCredentialEpoch(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	next := int64(4)
-	j.Serial, j.CredentialEpoch = "e2", &next
+	j.Serial, j.Guards = "e2", []store.Guard{store.EpochGuard(next)}
 	if err := s.JournalSerial(ctx, j, ev("cert.signing", j.Serial)); !errors.Is(err, store.ErrAccessEnded) {
 		t.Errorf("journaling for a disabled enterprise at its epoch: %v, want ErrAccessEnded", err)
 	}

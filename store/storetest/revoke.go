@@ -256,7 +256,7 @@ func testStatusScan(t *testing.T, h Harness) {
 	// Superseding: the new certificate and the revoked old ones, numbered
 	// in the one transaction.
 	sup, ok := s.(interface {
-		StoreCertificateSuperseding(ctx context.Context, c *store.Certificate, ev store.AuditEvent, keep int, actor string) ([]*store.Certificate, error)
+		StoreCertificateSuperseding(ctx context.Context, c *store.Certificate, ev store.AuditEvent, keep int, actor string, guards ...store.Guard) ([]*store.Certificate, error)
 	})
 	if !ok {
 		t.Fatal("the store cannot supersede")

@@ -47,6 +47,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Enterprises", func(t *testing.T) { testEnterprises(t, h) })
 	t.Run("Import", func(t *testing.T) { testImport(t, h) })
 	t.Run("IssuanceJournal", func(t *testing.T) { testJournal(t, h) })
+	t.Run("Guards", func(t *testing.T) { testGuards(t, h) })
 	t.Run("Recover", func(t *testing.T) { testRecover(t, h) })
 	t.Run("ConcurrentGroupCommit", func(t *testing.T) { testConcurrent(t, h) })
 	t.Run("AuditTamper", func(t *testing.T) { testAuditTamper(t, h) })
