@@ -97,9 +97,7 @@ func (s *Service) Issue(ctx context.Context, r Request) (*ca.Issued, error) {
 	}
 	// The certificate is stored; before the caller gets it, the node's
 	// feed applies it and what it superseded (OCSP answers signed).
-	if err := s.Revoke.Issued(ctx, iss.Record, iss.Superseded); err != nil {
-		s.logger().Error("issued, but not applied to OCSP yet (relying parties may get tryLater a moment)", "serial", iss.Record.Serial, "enterprise", r.Username, "err", err)
-	}
+	s.Revoke.Issued(ctx, iss.Record, iss.Superseded)
 	return iss, nil
 }
 

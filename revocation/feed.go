@@ -40,6 +40,9 @@ import (
 type Feed struct {
 	o       FeedOptions
 	applied atomic.Int64
+	// mark is the last change applied, found again at each read (only the
+	// reading goroutine uses it).
+	mark store.FeedMark
 	// lastRead is when the feed was last read to its end (monotonic
 	// nanoseconds since start); listening is false while the PostgreSQL
 	// notification connection is down.
@@ -108,15 +111,17 @@ func NewFeed(o FeedOptions) (*Feed, error) {
 // Load fills the OCSP table from the store and sets the feed's position
 // to the change the load is consistent with.
 func (f *Feed) Load(ctx context.Context) error {
+	readStart := time.Since(f.start)
 	head, err := f.o.OCSP.Load(ctx, f.o.Source)
 	if err != nil {
 		return err
 	}
-	f.advance(head)
-	f.lastRead.Store(int64(time.Since(f.start)))
+	f.mark = head
+	f.advance(head.Seq)
+	f.lastRead.Store(int64(readStart))
 	f.loaded.Store(true)
 	f.o.Logger.Info("status feed: OCSP, CRLs and verification follow the status changes from memory",
-		"applied", head, "poll", f.o.Poll, "notifications", f.o.Notified, "trust_window", f.o.TrustWindow)
+		"applied", head.Seq, "poll", f.o.Poll, "notifications", f.o.Notified, "trust_window", f.o.TrustWindow)
 	return nil
 }
 
@@ -182,43 +187,28 @@ func (f *Feed) Wake() {
 	}
 }
 
-// Run follows the feed until ctx ends.
+// Run follows the feed until ctx ends; it returns after its listener.
 func (f *Feed) Run(ctx context.Context) {
-	go f.o.Source.Listen(ctx, func(c store.Change) {
-		switch c.Kind {
-		case store.ChangeFeed:
-			f.Wake()
-		case store.ChangeCRL:
-			if f.o.CRL != nil {
-				f.o.CRL.Changed()
-			}
-		case store.ChangeResync:
-			// (Re)connected: whatever was missed meanwhile is in the feed.
-			f.listening.Store(true)
-			f.Wake()
-			if f.o.CRL != nil {
-				f.o.CRL.Changed()
-			}
-		case store.ChangeLost:
-			f.listening.Store(false)
-			f.o.Logger.Warn("status feed: notifications lost; verification reads the database until they are back")
-		}
-	})
+	var listener sync.WaitGroup
+	defer listener.Wait()
+	listener.Add(1)
+	go func() {
+		defer listener.Done()
+		f.o.Source.Listen(ctx, f.onChange)
+	}()
 	poll := time.NewTicker(f.o.Poll)
 	defer poll.Stop()
 	signal := f.o.Source.FeedSignal()
 	failing := false
 	for {
-		tick := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-signal:
 		case <-f.wake:
 		case <-poll.C:
-			tick = true
 		}
-		err := f.catchUp(ctx, tick)
+		err := f.catchUp(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			failing = true
@@ -230,60 +220,102 @@ func (f *Feed) Run(ctx context.Context) {
 	}
 }
 
+// onChange handles a notification from the store's listener.
+func (f *Feed) onChange(c store.Change) {
+	switch c.Kind {
+	case store.ChangeFeed:
+		f.Wake()
+	case store.ChangeCRL:
+		if f.o.CRL != nil {
+			f.o.CRL.Changed()
+		}
+	case store.ChangeResync:
+		// (Re)connected: whatever was missed meanwhile is in the feed.
+		f.listening.Store(true)
+		f.Wake()
+		if f.o.CRL != nil {
+			f.o.CRL.Changed()
+		}
+	case store.ChangeLost:
+		f.listening.Store(false)
+		f.o.Logger.Warn("status feed: notifications lost; verification reads the database until they are back")
+	}
+}
+
 // feedPage is how many changes one read returns.
 const feedPage = 1000
 
-// catchUp applies every change after the last applied. On a poll tick
-// with nothing new it also checks that the head did not go back.
-func (f *Feed) catchUp(ctx context.Context, tick bool) error {
+// catchUp applies every change after the last applied. Each read starts
+// at the last change applied (its mark) and must find it again: a
+// different row under its number (a database restored from a backup hands
+// the numbers out again), none (the head went back, or the reader fell
+// further behind than the store keeps) or a gap after it makes it reload
+// every status instead.
+func (f *Feed) catchUp(ctx context.Context) error {
 	for {
-		last := f.applied.Load()
+		m := f.mark
+		readStart := time.Since(f.start)
 		var batch []store.CertStatus
-		gap := false
-		next := last
-		n, err := f.o.Source.ReadFeed(ctx, last, feedPage, func(seq int64, c store.CertStatus) error {
-			if seq != next+1 {
-				gap = true
+		next, last := m.Seq, m
+		var reason string
+		found := m.Seq == 0 // the first row read must be the mark
+		n, err := f.o.Source.ReadFeed(ctx, max(m.Seq-1, 0), feedPage, func(seq int64, c store.CertStatus) error {
+			switch {
+			case !found && seq != m.Seq:
+				reason = fmt.Sprintf("change %d, the last applied, is no longer in the feed (the next is %d)", m.Seq, seq)
+				return errGap
+			case !found && c.Mark(seq) != m:
+				reason = fmt.Sprintf("change %d is no longer the one applied (%s): the database went back (restored?)", seq, m.Serial)
+				return errGap
+			case !found:
+				found = true
+				return nil
+			case seq != next+1:
+				reason = fmt.Sprintf("changes %d to %d are no longer kept", next+1, seq-1)
 				return errGap
 			}
-			next = seq
+			next, last = seq, c.Mark(seq)
 			batch = append(batch, c)
 			return nil
 		})
-		if gap {
-			return f.reload(ctx, fmt.Sprintf("changes %d to %d are no longer kept", last+1, next))
+		if reason != "" {
+			return f.reload(ctx, reason)
 		}
 		if err != nil {
 			return err
 		}
+		if n == 0 && m.Seq > 0 {
+			return f.reload(ctx, fmt.Sprintf("change %d, the last applied, is no longer in the feed: the database went back (restored?)", m.Seq))
+		}
 		if len(batch) > 0 {
-			if n := f.o.OCSP.Apply(batch); n > 0 {
+			if revoked := f.o.OCSP.Apply(batch); len(revoked) > 0 {
 				if f.o.CRL != nil {
 					f.o.CRL.Trigger()
 				}
-				f.o.Logger.Info("status feed: applied revocations", "count", n, "applied", next)
+				f.o.Logger.Info("status feed: applied revocations", "count", len(revoked), "serials", firstSerials(revoked, 5), "applied", next)
 			}
 			f.Changes.Add(int64(len(batch)))
+			f.mark = last
 			f.advance(next)
 			if f.o.OnChange != nil {
 				f.o.OnChange(next)
 			}
 		}
 		if n < feedPage {
-			break
+			// The table holds every change committed before this read
+			// began.
+			f.lastRead.Store(int64(readStart))
+			return nil
 		}
 	}
-	if tick && f.applied.Load() > 0 {
-		head, err := f.o.Source.FeedHead(ctx)
-		if err != nil {
-			return err
-		}
-		if head < f.applied.Load() {
-			return f.reload(ctx, fmt.Sprintf("the feed's head %d is behind the applied %d (a restored database?)", head, f.applied.Load()))
-		}
+}
+
+// firstSerials is at most n of serials, for a log line.
+func firstSerials(serials []string, n int) []string {
+	if len(serials) > n {
+		return append(serials[:n:n], "…")
 	}
-	f.lastRead.Store(int64(time.Since(f.start)))
-	return nil
+	return serials
 }
 
 var errGap = fmt.Errorf("gap in the status feed")
@@ -292,6 +324,7 @@ var errGap = fmt.Errorf("gap in the status feed")
 func (f *Feed) reload(ctx context.Context, why string) error {
 	f.o.Logger.Warn("status feed: reloading every status", "why", why)
 	f.Reloads.Add(1)
+	readStart := time.Since(f.start)
 	head, err := f.o.OCSP.Load(ctx, f.o.Source)
 	if err != nil {
 		return err
@@ -300,12 +333,13 @@ func (f *Feed) reload(ctx context.Context, why string) error {
 	if f.o.CRL != nil {
 		f.o.CRL.Trigger()
 	}
+	f.mark = head
 	f.mu.Lock()
-	f.applied.Store(head)
+	f.applied.Store(head.Seq)
 	close(f.advanced)
 	f.advanced = make(chan struct{})
 	f.mu.Unlock()
-	f.lastRead.Store(int64(time.Since(f.start)))
+	f.lastRead.Store(int64(readStart))
 	return nil
 }
 
@@ -323,21 +357,23 @@ func (f *Feed) advance(seq int64) {
 // FeedPruner is the store side of RunFeedPruner (store.SQL).
 type FeedPruner interface {
 	PruneFeed(ctx context.Context, keep int64) (int64, error)
-	TryLockPruner(ctx context.Context) (unlock func(), ok bool, err error)
+	TryLockFeedPruner(ctx context.Context) (unlock func(), ok bool, err error)
 }
 
-// RunFeedPruner deletes, every period until ctx ends, the feed's changes
-// older than the newest store.FeedKeep, on one node at a time.
+// RunFeedPruner deletes, a minute after start and then every period until
+// ctx ends, the feed's changes older than the newest store.FeedKeep, on
+// one node at a time.
 func RunFeedPruner(ctx context.Context, st FeedPruner, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
+	wait := time.NewTimer(min(time.Minute, every))
+	defer wait.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-wait.C:
+			wait.Reset(every)
 		}
-		unlock, ok, err := st.TryLockPruner(ctx)
+		unlock, ok, err := st.TryLockFeedPruner(ctx)
 		if err != nil || !ok {
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/zbca/zbca/ca"
+	"github.com/zbca/zbca/internal/ocspder"
 	"github.com/zbca/zbca/store"
 )
 
@@ -156,7 +158,7 @@ func TestFeedReloadsAfterGap(t *testing.T) {
 	if n, err := other.PruneFeed(ctx, 2); err != nil || n == 0 {
 		t.Fatalf("pruned %d, %v", n, err)
 	}
-	if err := f.feed.catchUp(ctx, false); err != nil {
+	if err := f.feed.catchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
 	head, _ := f.st.FeedHead(ctx)
@@ -166,13 +168,125 @@ func TestFeedReloadsAfterGap(t *testing.T) {
 	if st, ok := f.feed.o.OCSP.status(serial); !ok || !st.Revoked {
 		t.Fatalf("the revocation in the pruned changes is not in the table: %+v ok=%v", st, ok)
 	}
-	// The head goes back (here: the reader is told it applied more than
-	// there is).
-	f.feed.advance(head + 100)
-	if err := f.feed.catchUp(ctx, true); err != nil {
+	// Nothing new: no reload.
+	if err := f.feed.catchUp(ctx); err != nil || f.feed.Reloads.Load() != 1 {
+		t.Fatalf("a quiet read: %v, %d reloads", err, f.feed.Reloads.Load())
+	}
+}
+
+// TestFeedRestoredDatabase: the database goes back to a backup taken two
+// changes ago while the node runs, and new commits hand the same numbers
+// out again — a revocation among them — before the feed reads. The feed
+// finds that the change it applied last is no longer the one under its
+// number and reloads: the revocation is not missed. Also when the head
+// simply went back (no new commits).
+func TestFeedRestoredDatabase(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	victim := f.issue(t)
+	f.issue(t)
+	f.issue(t)
+	f.tasks.Stop(5 * time.Second) // apply by hand from here
+	a := f.feed.Applied()
+	raw, err := sql.Open("sqlite", filepath.Join(f.dir, "zbca.db"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if f.feed.Reloads.Load() != 2 || f.feed.Applied() != head {
-		t.Fatalf("after the head went back: %d reloads, applied %d, head %d", f.feed.Reloads.Load(), f.feed.Applied(), head)
+	defer raw.Close()
+	// The "restore": the last two changes are gone.
+	if _, err := raw.ExecContext(ctx, `DELETE FROM status_changes WHERE seq > ?`, a-2); err != nil {
+		t.Fatal(err)
+	}
+	serial := ca.SerialHex(victim.SerialNumber)
+	if _, err := f.st.Revoke(ctx, store.RevokeRequest{Serial: serial, Reason: 1, Actor: "after-restore"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		f.issueBehind(t)
+	}
+	if head, _ := f.st.FeedHead(ctx); head != a+1 {
+		t.Fatalf("head %d, want %d (numbers handed out again)", head, a+1)
+	}
+	if err := f.feed.catchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.feed.Reloads.Load() != 1 {
+		t.Fatalf("%d reloads after the numbers were handed out again", f.feed.Reloads.Load())
+	}
+	f.feed.lastRead.Store(int64(time.Since(f.feed.start))) // trusted: just read
+	if st, ok := f.feed.Status(ctx, serial); !ok || !st.Revoked {
+		t.Fatalf("the revocation made after the restore: %+v ok=%v", st, ok)
+	}
+	// The head goes back with no new commits.
+	head, _ := f.st.FeedHead(ctx)
+	if _, err := raw.ExecContext(ctx, `DELETE FROM status_changes WHERE seq > ?`, head-1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.feed.catchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.feed.Reloads.Load() != 2 || f.feed.Applied() != head-1 {
+		t.Fatalf("after the head went back: %d reloads, applied %d, head %d", f.feed.Reloads.Load(), f.feed.Applied(), head-1)
+	}
+}
+
+// issueBehind issues without waiting for the feed (it is stopped).
+func (f *fixture) issueBehind(t testing.TB) {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
+	csr, _ := x509.ParseCertificateRequest(der)
+	if _, err := f.a.Issue(context.Background(), ca.IssueRequest{CSR: csr, Username: "acme", Actor: "test", KeepActive: 100}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRevokeWhileFeedStopped: a revocation committed while the node's feed
+// cannot apply it (a node shutting down, a database that stopped
+// answering the feed's reads) is reported as done after the wait — it is
+// stored — and verification does not answer from the stale table.
+func TestRevokeWhileFeedStopped(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	c := f.issue(t)
+	f.tasks.Stop(5 * time.Second)
+	serial := ca.SerialHex(c.SerialNumber)
+	rec, err := f.svc.Revoke(ctx, serial, KeyCompromise, "test", ByOperator)
+	if err != nil || rec == nil || rec.Status != store.CertRevoked {
+		t.Fatalf("Revoke: %+v, %v", rec, err)
+	}
+	if _, ok := f.feed.Status(ctx, serial); ok {
+		t.Error("verification answered from a table the feed no longer keeps")
+	}
+}
+
+// TestCompactUnsignedEntries: a shard without any signature chunk holding
+// a certificate past its grace beside a live one not signed yet (applied
+// after the signing pass, or whose signing failed) compacts without
+// panicking; the live one stays, unsigned.
+func TestCompactUnsignedEntries(t *testing.T) {
+	f := newFixture(t, func(o *ResponderOptions) { o.ExpiredGrace = time.Hour })
+	f.tasks.Stop(5 * time.Second)
+	last := -1
+	for b := range shards {
+		if sh := &f.resp.shards[b]; len(sh.ents) == 0 && len(sh.chunks) == 0 {
+			last = b
+			break
+		}
+	}
+	if last < 0 {
+		t.Skip("no empty shard")
+	}
+	now := time.Now()
+	gone, _ := keyOf([]byte{0x5a, 1, 2, 3, 4, 5, 6, byte(last)})
+	live, _ := keyOf([]byte{0x5b, 1, 2, 3, 4, 5, 6, byte(last)})
+	f.resp.setStatus(gone, 0, ocspder.Revoked, 1, now.UnixNano(), unixSeconds(now.Add(-48*time.Hour)))
+	f.resp.setStatus(live, 0, ocspder.Good, 0, 0, unixSeconds(now.AddDate(3, 0, 0)))
+	f.resp.compact(now.Unix())
+	if _, ok := f.resp.get(gone); ok {
+		t.Error("the certificate past its grace stayed")
+	}
+	if e, ok := f.resp.get(live); !ok || e.sigLen != 0 {
+		t.Errorf("the live certificate: %+v ok=%v", e, ok)
 	}
 }

@@ -21,7 +21,7 @@ import (
 // certificates serves within seconds: the tables are sized from the
 // source's count up front, and the source's scan and the table inserts run
 // side by side.
-func (r *Responder) Load(ctx context.Context, src LoadSource) (head int64, err error) {
+func (r *Responder) Load(ctx context.Context, src LoadSource) (head store.FeedMark, err error) {
 	start := time.Now()
 	cutoff := r.graceCutoff()
 	if n, err := src.CertificateCountHint(ctx, cutoff); err == nil && n > 0 {
@@ -63,7 +63,7 @@ func (r *Responder) Load(ctx context.Context, src LoadSource) (head int64, err e
 		}
 	}
 	if scanErr != nil {
-		return 0, fmt.Errorf("loading certificate statuses: %w", scanErr)
+		return store.FeedMark{}, fmt.Errorf("loading certificate statuses: %w", scanErr)
 	}
 	// The issuing CAs, answered by the root.
 	for _, is := range r.issuers {
@@ -74,13 +74,13 @@ func (r *Responder) Load(ctx context.Context, src LoadSource) (head int64, err e
 		}
 	}
 	r.loaded.Store(true)
-	r.o.Logger.Info("OCSP responder loaded", "certificates", n, "feed_head", head, "took", time.Since(start).Round(time.Millisecond))
+	r.o.Logger.Info("OCSP responder loaded", "certificates", n, "feed_head", head.Seq, "took", time.Since(start).Round(time.Millisecond))
 	return head, nil
 }
 
 // LoadSource is what Load reads (store.SQL).
 type LoadSource interface {
-	LoadStatuses(ctx context.Context, notAfter time.Time, fn func(store.CertStatus) error) (int64, error)
+	LoadStatuses(ctx context.Context, notAfter time.Time, fn func(store.CertStatus) error) (store.FeedMark, error)
 	CertificateCountHint(ctx context.Context, notAfter time.Time) (int, error)
 }
 
@@ -160,9 +160,9 @@ const signInline = 256
 
 // Apply records the statuses the feed delivers and signs the responses
 // that changed before it returns (so that when an issuance or a revocation
-// is acknowledged, its OCSP answer is ready). It reports how many
-// certificates it recorded as newly revoked (for the CRL publisher).
-func (r *Responder) Apply(changes []store.CertStatus) (revoked int) {
+// is acknowledged, its OCSP answer is ready). It returns the serials it
+// recorded as newly revoked (for the CRL publisher and the log).
+func (r *Responder) Apply(changes []store.CertStatus) (revoked []string) {
 	var buf []byte
 	var changed []serialKey
 	now := r.o.Now().Unix()
@@ -171,7 +171,7 @@ func (r *Responder) Apply(changes []store.CertStatus) (revoked int) {
 			continue
 		}
 		if c.Status == store.CertRevoked {
-			revoked++
+			revoked = append(revoked, c.Serial)
 		}
 		if k, ok := keyOf(buf); ok {
 			changed = append(changed, k)

@@ -220,8 +220,11 @@ func (sh *shard) compact(cutoff int64) int {
 			continue
 		}
 		j := uint32(len(ents))
-		sig := old[e.sigChunk][e.sigOff : e.sigOff+uint32(e.sigLen)]
-		e.sigCap, e.sigLen = 0, 0
+		var sig []byte
+		if e.sigLen > 0 { // an unsigned entry may sit in a shard without chunks
+			sig = old[e.sigChunk][e.sigOff : e.sigOff+uint32(e.sigLen)]
+		}
+		e.sigCap, e.sigLen, e.sigChunk, e.sigOff = 0, 0, 0, 0
 		ents = append(ents, e)
 		idx[k] = j
 		if len(sig) > 0 {

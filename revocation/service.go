@@ -40,9 +40,9 @@ type Service struct {
 // transaction (the enterprise's older certificates beyond the ones it
 // keeps, store.SQL.StoreCertificateSuperseding), which it logs and counts
 // like Revoke's.
-func (s *Service) Issued(ctx context.Context, rec *store.Certificate, superseded []*store.Certificate) error {
+func (s *Service) Issued(ctx context.Context, rec *store.Certificate, superseded []*store.Certificate) {
 	if s == nil {
-		return nil
+		return
 	}
 	last := rec.FeedSeq
 	for _, old := range superseded {
@@ -52,21 +52,24 @@ func (s *Service) Issued(ctx context.Context, rec *store.Certificate, superseded
 			s.Observe(Superseded)
 		}
 	}
-	return s.applied(ctx, last, rec.Serial)
+	s.applied(ctx, last, rec.Serial)
 }
 
-// applied waits for the feed to apply change seq (of serial).
-func (s *Service) applied(ctx context.Context, seq int64, serial string) error {
+// applied waits for the feed to apply change seq (of serial). The change
+// is committed whatever happens here: when the feed does not apply it in
+// time (a database that stopped answering the feed's reads, a node
+// shutting down), the caller is still told it succeeded, and the log says
+// what lags. Verification does not answer from memory meanwhile (the feed
+// is not trusted: it reads the database), and the OCSP answer follows when
+// the feed reads again.
+func (s *Service) applied(ctx context.Context, seq int64, serial string) {
 	if s.Feed == nil {
-		return nil
+		return
 	}
-	// The revocation is committed; its effects must follow before we
-	// answer, even if the caller has gone.
 	if err := s.Feed.Wait(context.WithoutCancel(ctx), seq); err != nil {
-		s.logger().Error("applying a status change to OCSP and verification", "serial", serial, "err", err)
-		return zerr.Wrap(zerr.Internal, err, "certificate %s: the change is stored, but this node's OCSP answer and verification do not show it yet", serial)
+		s.logger().Error("status change stored, but this node's OCSP answer does not show it yet (verification reads the database meanwhile); it follows when the status feed reads again",
+			"serial", serial, "err", err)
 	}
-	return nil
 }
 
 // Who is asking: operators may use more reasons than subscribers.
@@ -92,9 +95,7 @@ func (s *Service) Revoke(ctx context.Context, serial string, reason Reason, acto
 	if err != nil {
 		return nil, err
 	}
-	if err := s.applied(ctx, rec.FeedSeq, serial); err != nil {
-		return rec, err
-	}
+	s.applied(ctx, rec.FeedSeq, serial)
 	if s.Observe != nil {
 		s.Observe(reason)
 	}

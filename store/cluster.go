@@ -173,22 +173,33 @@ func releaser(conn *sql.Conn, key int64) func() {
 // this round). On PostgreSQL a session advisory lock, held until unlock or
 // the process's death; on SQLite always granted (one server per file).
 func (s *SQL) TryLockPruner(ctx context.Context) (unlock func(), ok bool, err error) {
+	return s.tryLock(ctx, pgLockPrune, "pruner")
+}
+
+// tryLock takes the session advisory lock key if it is free.
+func (s *SQL) tryLock(ctx context.Context, key int64, what string) (unlock func(), ok bool, err error) {
 	if !s.d.pg {
 		return func() {}, true, nil
 	}
 	conn, err := s.r.Conn(ctx)
 	if err != nil {
-		return nil, false, fmt.Errorf("store: pruner lock: %w", err)
+		return nil, false, fmt.Errorf("store: %s lock: %w", what, err)
 	}
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, pgLockPrune).Scan(&ok); err != nil {
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
 		discard(conn)
-		return nil, false, fmt.Errorf("store: pruner lock: %w", err)
+		return nil, false, fmt.Errorf("store: %s lock: %w", what, err)
 	}
 	if !ok {
 		conn.Close()
 		return nil, false, nil
 	}
-	return releaser(conn, pgLockPrune), true, nil
+	return releaser(conn, key), true, nil
+}
+
+// TryLockFeedPruner is TryLockPruner for the pruning of the status feed
+// (a lock of its own: the two must not skip each other's rounds).
+func (s *SQL) TryLockFeedPruner(ctx context.Context) (unlock func(), ok bool, err error) {
+	return s.tryLock(ctx, pgLockFeed, "status feed pruner")
 }
 
 // discard closes conn's session instead of returning it to the pool, so

@@ -33,14 +33,15 @@ const FeedKeep = 100_000
 // FeedSource is what a feed reader needs of the store.
 type FeedSource interface {
 	// LoadStatuses calls fn for every certificate whose NotAfter is after
-	// notAfter (zero: all), and returns the number of the last change
-	// committed before the scan began: a reader applying the changes
-	// after it misses nothing.
-	LoadStatuses(ctx context.Context, notAfter time.Time, fn func(CertStatus) error) (head int64, err error)
+	// notAfter (zero: all), and returns the last change committed before
+	// the scan began: a reader applying the changes after it misses
+	// nothing.
+	LoadStatuses(ctx context.Context, notAfter time.Time, fn func(CertStatus) error) (head FeedMark, err error)
 	// ReadFeed calls fn, in order, for at most limit changes numbered
 	// after `after`, with the certificate's status as it is now (a later
 	// change of the same certificate is delivered again with its own
-	// number). It returns how many it delivered.
+	// number) and the change's ChangedAt. It returns how many it
+	// delivered.
 	ReadFeed(ctx context.Context, after int64, limit int, fn func(seq int64, c CertStatus) error) (int, error)
 	// FeedHead is the number of the last committed change (0: none).
 	FeedHead(ctx context.Context) (int64, error)
@@ -50,6 +51,22 @@ type FeedSource interface {
 }
 
 var _ FeedSource = (*SQL)(nil)
+
+// FeedMark identifies one change: its number and what the row says. A
+// reader keeps the mark of the last change it applied and finds it again
+// at its next read; a different row under that number (a database
+// restored from a backup, whose numbers are handed out again) or none (a
+// reader further behind than the store keeps) makes it reload.
+type FeedMark struct {
+	Seq    int64
+	Serial string
+	At     int64 // the change's at (unix nanoseconds, the writer's clock)
+}
+
+// Mark is the FeedMark of a change ReadFeed delivered.
+func (c CertStatus) Mark(seq int64) FeedMark {
+	return FeedMark{Seq: seq, Serial: c.Serial, At: c.ChangedAt}
+}
 
 // feedTestHook, when set (tests), runs after a change is numbered and
 // before its transaction commits.
@@ -98,12 +115,13 @@ func (s *SQL) FeedHead(ctx context.Context) (int64, error) {
 }
 
 // LoadStatuses implements FeedSource.
-func (s *SQL) LoadStatuses(ctx context.Context, notAfter time.Time, fn func(CertStatus) error) (int64, error) {
+func (s *SQL) LoadStatuses(ctx context.Context, notAfter time.Time, fn func(CertStatus) error) (FeedMark, error) {
 	// The head first: the scan (a statement of its own, whose snapshot is
 	// taken after) holds every change up to it.
-	head, err := s.FeedHead(ctx)
-	if err != nil {
-		return 0, err
+	var head FeedMark
+	err := s.r.QueryRowContext(ctx, `SELECT seq, serial, at FROM status_changes ORDER BY seq DESC LIMIT 1`).Scan(&head.Seq, &head.Serial, &head.At)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return FeedMark{}, err
 	}
 	var after int64
 	if !notAfter.IsZero() {
@@ -111,21 +129,21 @@ func (s *SQL) LoadStatuses(ctx context.Context, notAfter time.Time, fn func(Cert
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT serial, issuer, status, not_after, COALESCE(revoked_at, 0), COALESCE(revocation_reason, 0) FROM certificates WHERE not_after > ?`, after)
 	if err != nil {
-		return 0, err
+		return FeedMark{}, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var c CertStatus
 		var na, ra int64
 		if err := rows.Scan(&c.Serial, &c.Issuer, &c.Status, &na, &ra, &c.Reason); err != nil {
-			return 0, err
+			return FeedMark{}, err
 		}
 		c.NotAfter = fromNanos(na)
 		if ra != 0 {
 			c.RevokedAt = fromNanos(ra)
 		}
 		if err := fn(c); err != nil {
-			return 0, err
+			return FeedMark{}, err
 		}
 	}
 	return head, rows.Err()
@@ -133,7 +151,7 @@ func (s *SQL) LoadStatuses(ctx context.Context, notAfter time.Time, fn func(Cert
 
 // ReadFeed implements FeedSource.
 func (s *SQL) ReadFeed(ctx context.Context, after int64, limit int, fn func(seq int64, c CertStatus) error) (int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT f.seq, f.serial, COALESCE(c.issuer, ''), COALESCE(c.status, ''), COALESCE(c.not_after, 0), COALESCE(c.revoked_at, 0), COALESCE(c.revocation_reason, 0)
+	rows, err := s.r.QueryContext(ctx, `SELECT f.seq, f.serial, f.at, COALESCE(c.issuer, ''), COALESCE(c.status, ''), COALESCE(c.not_after, 0), COALESCE(c.revoked_at, 0), COALESCE(c.revocation_reason, 0)
 		FROM status_changes f LEFT JOIN certificates c ON c.serial = f.serial WHERE f.seq > ? ORDER BY f.seq LIMIT ?`, after, limit)
 	if err != nil {
 		return 0, err
@@ -143,7 +161,7 @@ func (s *SQL) ReadFeed(ctx context.Context, after int64, limit int, fn func(seq 
 	for rows.Next() {
 		var seq, na, ra int64
 		var c CertStatus
-		if err := rows.Scan(&seq, &c.Serial, &c.Issuer, &c.Status, &na, &ra, &c.Reason); err != nil {
+		if err := rows.Scan(&seq, &c.Serial, &c.ChangedAt, &c.Issuer, &c.Status, &na, &ra, &c.Reason); err != nil {
 			return n, err
 		}
 		c.NotAfter = fromNanos(na)
@@ -220,4 +238,6 @@ type CertStatus struct {
 	NotAfter  time.Time
 	RevokedAt time.Time
 	Reason    int
+	// ChangedAt is the change's at (unix nanoseconds), from ReadFeed only.
+	ChangedAt int64
 }

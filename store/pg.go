@@ -16,6 +16,7 @@ const (
 	pgLockAudit   int64 = 0x7a626361_0002 // the audit chain head
 	pgLockCRL     int64 = 0x7a626361_0003 // the CRL publisher (cluster.go)
 	pgLockPrune   int64 = 0x7a626361_0004 // the ACME janitor (TryLockPruner)
+	pgLockFeed    int64 = 0x7a626361_0005 // the status feed's pruner (TryLockFeedPruner)
 	// pgLockNodeClass ("zbca") with hashtext(node_name): a running node.
 	pgLockNodeClass = 0x7a626361
 )

@@ -461,10 +461,12 @@ func (s *SQL) runBatch(batch []*op, savepoints bool) ([]error, error) {
 		if _, err := w.tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
 			return fail(err)
 		}
-		head := w.head
+		head, fed := w.head, w.fed
 		if err := o.fn(ctx, w); err != nil {
 			results[i] = err
-			w.head = head
+			// The op's NOTIFY goes with its savepoint: the next op that
+			// records a change must send it again.
+			w.head, w.fed = head, fed
 			if _, err := w.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); err != nil {
 				return fail(err)
 			}

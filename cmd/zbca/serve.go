@@ -167,7 +167,10 @@ func (a *app) serve(parent context.Context) error {
 	// current → revocation → enrollment and verification → listeners.
 	// Nothing is changed after it is built; every goroutine is a task,
 	// stopped in reverse order of its start.
-	tasks := lifecycle.New(ctx, a.log)
+	// The tasks outlive the signal: they stop after the listeners have
+	// drained (srv.Shutdown below), so that a request in flight at SIGTERM
+	// still has its feed, publisher and OCSP refresh.
+	tasks := lifecycle.New(context.WithoutCancel(ctx), a.log)
 	defer tasks.Stop(10 * time.Second)
 	ro := revocation.ResponderOptions{
 		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(),

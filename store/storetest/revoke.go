@@ -246,8 +246,11 @@ func testStatusScan(t *testing.T, h Harness) {
 	// leaves out the ones that end before it.
 	all := map[string]store.CertStatus{}
 	head, err := s.LoadStatuses(ctx, time.Time{}, func(c store.CertStatus) error { all[c.Serial] = c; return nil })
-	if err != nil || head != 6 || len(all) != 5 || all[serials[2]].Status != store.CertRevoked {
-		t.Fatalf("load: head %d, %d statuses, %v", head, len(all), err)
+	if err != nil || head.Seq != 6 || head.Serial != serials[2] || head.At == 0 || len(all) != 5 || all[serials[2]].Status != store.CertRevoked {
+		t.Fatalf("load: head %+v, %d statuses, %v", head, len(all), err)
+	}
+	if got := readFeed(t, s, 5); len(got) != 1 || got[0].c.Mark(6) != head {
+		t.Errorf("the head's mark %+v, the change read %+v", head, got)
 	}
 	n := 0
 	if _, err := s.LoadStatuses(ctx, time.Now().AddDate(4, 0, 0), func(store.CertStatus) error { n++; return nil }); err != nil || n != 0 {
