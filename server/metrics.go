@@ -116,7 +116,7 @@ func (m *Metrics) WatchOCSP(r *revocation.Responder) {
 		Name: "zbca_ocsp_oldest_response_age_seconds", Help: "Age of the oldest pre-signed OCSP response.",
 	}, func() float64 { d, _ := r.OldestResponse(); return d.Seconds() }))
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "zbca_ocsp_certificates", Help: "Certificates the OCSP responder knows (those not past NotAfter + ocsp.expired_grace).",
+		Name: "zbca_ocsp_certificates", Help: "Certificates the OCSP responder knows (those past NotAfter + ocsp.expired_grace are dropped hourly).",
 	}, func() float64 { return float64(r.Count()) }))
 	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "zbca_ocsp_forgotten_total", Help: "Certificates the OCSP responder dropped past NotAfter + ocsp.expired_grace.",
