@@ -34,6 +34,9 @@ QUIET_MAX=${QUIET_MAX:-60}
 command -v wrk > /dev/null || { apt-get install -y -qq wrk > /dev/null || { apt-get update -qq && apt-get install -y -qq wrk > /dev/null; }; }
 work=${WORK:-$(mktemp -d /tmp/zbca-ocsp-ab.XXXXXX)}
 mkdir -p "$work"
+# The work directory is removed on exit: refuse one that holds anything not made here.
+[[ -z $(ls -A "$work") || -f $work/.zbca-ocsp-ab ]] || { echo "$work is not empty and not ours" >&2; exit 2; }
+touch "$work/.zbca-ocsp-ab"
 server=
 stop_server() {
   [[ -n $server ]] || return 0
