@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -288,5 +289,79 @@ func TestCompactUnsignedEntries(t *testing.T) {
 	}
 	if e, ok := f.resp.get(live); !ok || e.sigLen != 0 {
 		t.Errorf("the live certificate: %+v ok=%v", e, ok)
+	}
+}
+
+// TestCompactKeepsSignedEntries: a shard of many signed certificates, a
+// third of them past their grace, compacts to exactly the others, each
+// with its own status and signature byte for byte (the rebuild reads the
+// old entries while it fills the new ones).
+func TestCompactKeepsSignedEntries(t *testing.T) {
+	f := newFixture(t, func(o *ResponderOptions) { o.ExpiredGrace = time.Hour })
+	f.tasks.Stop(5 * time.Second)
+	now := time.Now()
+	type kept struct {
+		e   entry
+		sig []byte
+	}
+	const shard = 0x42
+	want := map[serialKey]kept{}
+	var gone []serialKey
+	for i := range 90 {
+		k, _ := keyOf([]byte{0x33, byte(i), 7, shard})
+		notAfter := now.AddDate(1, 0, 0)
+		status := int8(ocspder.Good)
+		if i%3 == 0 {
+			notAfter = now.Add(-48 * time.Hour)
+		}
+		if i%5 == 0 {
+			status = ocspder.Revoked
+		}
+		f.resp.setStatus(k, 0, status, 1, now.UnixNano(), unixSeconds(notAfter))
+		e, _ := f.resp.get(k)
+		if i%7 != 0 { // some stay unsigned
+			if _, err := f.resp.signKeep(k, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%3 == 0 {
+			gone = append(gone, k)
+		}
+	}
+	sh := &f.resp.shards[shard]
+	snapshot := func() {
+		sh.mu.RLock()
+		defer sh.mu.RUnlock()
+		for k, i := range sh.idx {
+			e := sh.ents[i]
+			if e.notAfter != 0 && int64(e.notAfter) < now.Unix()-3600 {
+				continue
+			}
+			want[k] = kept{e, append([]byte(nil), sh.sig(&e)...)}
+		}
+	}
+	snapshot()
+	if n := sh.compact(now.Unix() - 3600); n != len(gone) {
+		t.Fatalf("dropped %d, want %d", n, len(gone))
+	}
+	for _, k := range gone {
+		if _, ok := f.resp.get(k); ok {
+			t.Errorf("%x stayed", k.bytes())
+		}
+	}
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	if len(sh.idx) != len(want) || len(sh.ents) != len(want) {
+		t.Fatalf("%d entries after, want %d", len(sh.ents), len(want))
+	}
+	for k, w := range want {
+		i, ok := sh.idx[k]
+		if !ok {
+			t.Fatalf("%x lost", k.bytes())
+		}
+		e := sh.ents[i]
+		if e.status != w.e.status || e.notAfter != w.e.notAfter || e.sigLen != w.e.sigLen || e.thisUpdate != w.e.thisUpdate || !bytes.Equal(sh.sig(&e), w.sig) {
+			t.Errorf("%x: %+v, was %+v", k.bytes(), e, w.e)
+		}
 	}
 }

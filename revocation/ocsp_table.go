@@ -212,10 +212,10 @@ func (sh *shard) compact(cutoff int64) int {
 	keep := len(sh.ents) - n
 	idx := make(map[serialKey]uint32, keep)
 	ents := make([]entry, 0, keep)
-	old := sh.chunks
+	old, oldEnts := sh.chunks, sh.ents
 	sh.chunks = nil
 	for k, i := range sh.idx {
-		e := sh.ents[i]
+		e := oldEnts[i]
 		if gone(&e) {
 			continue
 		}
