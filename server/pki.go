@@ -82,5 +82,5 @@ func (s *Server) registerPKI(e *echo.Echo) {
 	}
 	e.GET("/pki/:name", handler)
 	e.HEAD("/pki/:name", handler)
-	revocation.RegisterCRL(e, s.opts.CRLs, time.Now)
+	revocation.RegisterCRL(e, s.opts.CRLs, s.opts.Now)
 }

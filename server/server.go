@@ -59,7 +59,8 @@ type Options struct {
 	AdminToken []byte
 	Registry   *prometheus.Registry
 	Logger     *slog.Logger
-	// Now is the clock of the admin API's answers; default time.Now.
+	// Now is the clock of the admin API's answers and of the CRL caching
+	// headers; default time.Now.
 	Now func() time.Time
 
 	// AdminSocketDir, when set, is the directory (the data directory's
