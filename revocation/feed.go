@@ -153,8 +153,13 @@ func (f *Feed) Status(_ context.Context, serial string) (store.Revocation, bool)
 const waitLimit = 5 * time.Second
 
 // Wait returns once the change numbered seq (and every change before it)
-// is applied: the OCSP answer signed, the CRL publisher told. It wakes
-// the reader itself, so it does not depend on the commit signal.
+// is applied: the status in the OCSP table (its answer signed, unless the
+// read carried more than signInline changes: then signed by the refresh
+// workers or on the first request), the CRL publisher told. It wakes the
+// reader itself, so it does not depend on the commit signal. (A database
+// restored under a running node hands numbers out again: Wait may then
+// return before the feed's reload; README requires stopping the nodes
+// first.)
 func (f *Feed) Wait(ctx context.Context, seq int64) error {
 	if seq <= 0 {
 		return nil

@@ -159,9 +159,11 @@ func (r *Responder) keyFor(issuerID, serial string, buf *[]byte) (serialKey, int
 const signInline = 256
 
 // Apply records the statuses the feed delivers and signs the responses
-// that changed before it returns (so that when an issuance or a revocation
-// is acknowledged, its OCSP answer is ready). It returns the serials it
-// recorded as newly revoked (for the CRL publisher and the log).
+// that changed before it returns, up to signInline of them (so that when
+// an issuance or a revocation is acknowledged, its OCSP answer is
+// ready; beyond that, a bulk change, they are signed by Run's workers or
+// on the first request). It returns the serials it recorded as newly
+// revoked (for the CRL publisher and the log).
 func (r *Responder) Apply(changes []store.CertStatus) (revoked []string) {
 	var buf []byte
 	var changed []serialKey

@@ -36,7 +36,7 @@ type Service struct {
 
 // Issued completes an issuance (ca.Authority.Issue) before it is
 // acknowledged: it returns once the feed applied the new certificate (its
-// OCSP answer is signed) and the revocations the issuance made in its own
+// OCSP answer signed, see Feed.Wait) and the revocations the issuance made in its own
 // transaction (the enterprise's older certificates beyond the ones it
 // keeps, store.SQL.StoreCertificateSuperseding), which it logs and counts
 // like Revoke's.
