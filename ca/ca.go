@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smallstep/certificates/cas/apiv1"
@@ -201,6 +202,9 @@ type Authority struct {
 	profile    *profile
 	boot       string
 	issuerID   string // issuing CA SubjectKeyId, hex
+	// material is the pre-signed root material served while the root is
+	// offline (rootmaterial.go).
+	material atomic.Pointer[RootMaterial]
 	// closed ends the background retries of fail (issue.go).
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -228,7 +232,13 @@ func Open(ctx context.Context, opts Options) (*Authority, error) {
 	if a.keys, err = openKeyStore(opts, false); err != nil {
 		return nil, err
 	}
-	if a.root, a.rootSigner, err = a.load(a.m.Root); err != nil {
+	if a.rootKeyAbsent() {
+		// The root is offline (README "Key ceremonies"): its CRL and its
+		// OCSP answers come from the pre-signed root material.
+		if a.root, err = a.loadCert(a.m.Root); err != nil {
+			return nil, err
+		}
+	} else if a.root, a.rootSigner, err = a.load(a.m.Root); err != nil {
 		return nil, err
 	}
 	if a.issuing, a.issSigner, err = a.load(a.m.Issuing); err != nil {
@@ -247,6 +257,16 @@ func Open(ctx context.Context, opts Options) (*Authority, error) {
 			return nil, fmt.Errorf("ca: retired issuing CA %s is not signed by the root: %w", e.Name, err)
 		}
 		a.retired = append(a.retired, CRLIssuer{Name: e.Name, Cert: c, ID: hex.EncodeToString(c.SubjectKeyId), key: s})
+	}
+	if a.rootSigner == nil {
+		// The root is offline (README "Key ceremonies").
+		if _, err := a.ReloadRootMaterial(); err != nil {
+			opts.Logger.Error("root: offline, and the pre-signed root material cannot be used", "err", err)
+		}
+		if m := a.material.Load(); m != nil {
+			opts.Logger.Info("root: offline (its key is not in the CA directory); serving the pre-signed root material",
+				"until", m.NextUpdate.Format(time.RFC3339), "revoked_issuing_cas", m.Revoked)
+		}
 	}
 	if a.m.OCSP != nil {
 		if a.ocsp, a.ocspSigner, err = a.load(*a.m.OCSP); err != nil {
@@ -326,14 +346,33 @@ func (a *Authority) softFor() (keyStore, error) {
 	return newSoftKeys(a.opts.Dir, pw)
 }
 
-func (a *Authority) load(e entry) (*x509.Certificate, crypto.Signer, error) {
+// rootKeyAbsent reports whether the root's key file is missing (software
+// keys; a PKCS#11 root is always expected in its token).
+func (a *Authority) rootKeyAbsent() bool {
+	if a.opts.Config.KMS != "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(a.opts.Dir, a.m.Root.Key))
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// loadCert reads an entry's certificate.
+func (a *Authority) loadCert(e entry) (*x509.Certificate, error) {
 	b, err := os.ReadFile(filepath.Join(a.opts.Dir, e.Cert))
 	if err != nil {
-		return nil, nil, fmt.Errorf("ca: %w", err)
+		return nil, fmt.Errorf("ca: %w", err)
 	}
 	cert, err := parseCertPEM(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ca: %s: %w", e.Cert, err)
+		return nil, fmt.Errorf("ca: %s: %w", e.Cert, err)
+	}
+	return cert, nil
+}
+
+func (a *Authority) load(e entry) (*x509.Certificate, crypto.Signer, error) {
+	cert, err := a.loadCert(e)
+	if err != nil {
+		return nil, nil, err
 	}
 	ks := a.keys
 	if e.Name == "ocsp" || e.Name == "tls" {

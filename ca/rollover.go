@@ -41,6 +41,9 @@ type Rolled struct {
 // under a fresh name first, the audit event next, and the manifest, which
 // alone makes the new CA current, last.
 func (a *Authority) Rollover(ctx context.Context) (*Rolled, error) {
+	if a.rootSigner == nil {
+		return nil, zerr.New(zerr.Policy, "the root is offline: a rollover signs a new issuing CA with the root key; run it where the root key is (README \"Key ceremonies\")")
+	}
 	now := a.opts.Now().UTC().Truncate(time.Second)
 	p := a.opts.Config.Issuing
 	notAfter := now.AddDate(p.ValidityYears, 0, 0)

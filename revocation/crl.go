@@ -3,6 +3,7 @@ package revocation
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -54,8 +55,12 @@ type PublisherOptions struct {
 	// PublicURL is the base of the shard URLs (config public_url); needed
 	// with Shards only.
 	PublicURL string
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// RootMaterial, when the root is offline (Root cannot sign), returns
+	// the pre-signed root material whose CRL is served as the root's
+	// (ca.Authority.ServedRootMaterial); nil: none.
+	RootMaterial func() *ca.RootMaterial
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Published is a CRL ready to serve.
@@ -98,8 +103,8 @@ type Publisher struct {
 
 // NewPublisher checks its options; call Load, then Run.
 func NewPublisher(o PublisherOptions) (*Publisher, error) {
-	if o.Store == nil || len(o.Issuers) == 0 || !o.Root.CanSign() {
-		return nil, errors.New("revocation: publisher needs a store, issuers and the root")
+	if o.Store == nil || len(o.Issuers) == 0 || (!o.Root.CanSign() && o.RootMaterial == nil) {
+		return nil, errors.New("revocation: publisher needs a store, issuers, and the root or its pre-signed material")
 	}
 	if o.Interval <= 0 {
 		o.Interval = 6 * time.Hour
@@ -189,6 +194,10 @@ func (p *Publisher) all() []ca.CRLIssuer { return append([]ca.CRLIssuer{p.o.Root
 func (p *Publisher) publishDue(ctx context.Context) error {
 	var errs []error
 	for _, is := range p.all() {
+		if is.Name == p.o.Root.Name && !is.CanSign() {
+			p.serveRootMaterial()
+			continue
+		}
 		due := func(g []*Published) (bool, error) {
 			now := p.o.Now()
 			for _, cur := range g {
@@ -395,6 +404,26 @@ func (p *Publisher) set(pub *Published) {
 	if cur := p.current[pub.Name]; cur == nil || pub.Number > cur.Number {
 		p.current[pub.Name] = pub
 	}
+}
+
+// serveRootMaterial serves the pre-signed root CRL of the material in
+// force (the root is offline), if it is newer than the one served.
+func (p *Publisher) serveRootMaterial() {
+	m := p.o.RootMaterial()
+	if m == nil {
+		return
+	}
+	crl, err := x509.ParseRevocationList(m.CRL)
+	if err != nil || crl.Number == nil {
+		p.o.Logger.Error("the pre-signed root CRL cannot be read", "err", err)
+		return
+	}
+	if cur := p.Get(p.o.Root.Name); cur != nil && cur.Number >= crl.Number.Int64() {
+		return
+	}
+	p.set(newPublished(&store.CRL{Name: p.o.Root.Name, Number: crl.Number.Int64(), ThisUpdate: crl.ThisUpdate, NextUpdate: crl.NextUpdate,
+		BuiltAt: crl.ThisUpdate, DER: m.CRL, Entries: len(crl.RevokedCertificateEntries)}))
+	p.o.Logger.Info("serving the pre-signed root CRL (the root is offline)", "number", crl.Number, "next_update", crl.NextUpdate.Format(time.RFC3339))
 }
 
 func newPublished(c *store.CRL) *Published {

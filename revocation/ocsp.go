@@ -49,6 +49,10 @@ type ResponderOptions struct {
 	// honour its context, whose deadline is LookupTimeout (default 100ms).
 	Lookup        func(ctx context.Context, serial string) (*store.CertStatus, error)
 	LookupTimeout time.Duration
+	// RootMaterial, when the root is offline (Root cannot sign), returns
+	// the pre-signed root material whose OCSP answers about the issuing
+	// CAs are served (ca.Authority.ServedRootMaterial).
+	RootMaterial func() *ca.RootMaterial
 	// ExpiredGrace is how long after its NotAfter a certificate is kept
 	// and answered (default 30 days, config ocsp.expired_grace); after
 	// it the responder forgets the certificate and answers "unauthorized"
@@ -186,6 +190,8 @@ func (r *Responder) refreshSigners() error {
 		var s *ocspder.Signer
 		var err error
 		switch {
+		case is.isRoot && !is.CanSign():
+			continue // offline: its answers are pre-signed (RootMaterial)
 		case is.isRoot || r.o.Delegated == nil:
 			if is.signer.Load() != nil {
 				continue

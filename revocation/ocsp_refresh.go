@@ -67,7 +67,7 @@ func (r *Responder) Load(ctx context.Context, src LoadSource) (head store.FeedMa
 	}
 	// The issuing CAs, answered by the root.
 	for _, is := range r.issuers {
-		if !is.isRoot {
+		if !is.isRoot && r.issuers[len(r.issuers)-1].CanSign() {
 			if k, ok := keyOf(is.Cert.SerialNumber.Bytes()); ok {
 				r.setStatus(k, int8(len(r.issuers)-1), ocspder.Good, 0, 0, unixSeconds(is.Cert.NotAfter))
 			}

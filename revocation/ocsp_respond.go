@@ -7,6 +7,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/zbca/zbca/ca"
 	"github.com/zbca/zbca/internal/ocspder"
 )
 
@@ -33,6 +34,9 @@ func (r *Responder) Respond(req *ocspder.Request, dst []byte) Answer {
 	if idx < 0 {
 		r.Stats.Unauthorized.Add(1)
 		return Answer{DER: ocspder.Unauthorized}
+	}
+	if is := r.issuers[idx]; is.isRoot && !is.CanSign() {
+		return r.rootMaterialAnswer(req)
 	}
 	k, ok := keyOf(req.Serial)
 	if !ok {
@@ -221,4 +225,27 @@ func (r *Responder) matchIssuer(req *ocspder.Request) int {
 		}
 	}
 	return -1
+}
+
+// rootMaterialAnswer answers a question put to the root while it is
+// offline: about an issuing CA, the answer the last ceremony signed (for
+// the request's CertID hash; without the nonce, which RFC 8954 lets a
+// responder leave out); about anything else, or once the material ran
+// out, "unauthorized" (the responder has nothing signed to say).
+func (r *Responder) rootMaterialAnswer(req *ocspder.Request) Answer {
+	var m *ca.RootMaterial
+	if r.o.RootMaterial != nil {
+		m = r.o.RootMaterial()
+	}
+	if m == nil || !r.o.Now().Before(m.NextUpdate) {
+		r.Stats.Unauthorized.Add(1)
+		return Answer{DER: ocspder.Unauthorized}
+	}
+	der := m.OCSP[hexSerial(req.Serial)][req.HashAlgorithm]
+	if der == nil {
+		r.Stats.Unauthorized.Add(1)
+		return Answer{DER: ocspder.Unauthorized}
+	}
+	r.Stats.Good.Add(1)
+	return Answer{DER: der, Cacheable: true, ThisUpdate: m.ThisUpdate, NextUpdate: m.NextUpdate, ETag: sigTag(der)}
 }

@@ -123,6 +123,20 @@ func (m *Metrics) WatchOCSP(r *revocation.Responder) {
 	}, func() float64 { return float64(r.Stats.Forgotten.Load()) }))
 }
 
+// WatchRootMaterial exports how long the pre-signed root material lasts
+// while the root is offline (absent with the root online).
+func (m *Metrics) WatchRootMaterial(left func() (time.Duration, bool)) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "zbca_root_material_seconds_left", Help: "Seconds until the pre-signed root CRL and OCSP answers about the issuing CAs run out (root offline; -1 with the root online or no material). Alert below 30 days.",
+	}, func() float64 {
+		d, ok := left()
+		if !ok {
+			return -1
+		}
+		return d.Seconds()
+	}))
+}
+
 // WatchFeed exports the status feed's position and health.
 func (m *Metrics) WatchFeed(f *revocation.Feed) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

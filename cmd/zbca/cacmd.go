@@ -16,7 +16,7 @@ func (a *app) caCmd() *cobra.Command {
 		Use:   "ca",
 		Short: "Show the CA hierarchy and roll the issuing CA over",
 	}
-	c.AddCommand(a.caListCmd(), a.caRolloverCmd())
+	c.AddCommand(a.caListCmd(), a.caRolloverCmd(), a.caRootMaterialCmd(), a.caRootOfflineCmd())
 	return c
 }
 
@@ -37,7 +37,11 @@ func (a *app) caListCmd() *cobra.Command {
 			defer auth.Close()
 			root := auth.Root()
 			fmt.Fprintf(a.stdout, "%-11s %-8s %-10s %-10s %-32s %s\n", "NAME", "STATUS", "NOT BEFORE", "NOT AFTER", "SUBJECT", "SHA-256")
-			fmt.Fprintf(a.stdout, "%-11s %-8s %-10s %-10s %-32s %s\n", "root", "root", root.NotBefore.Format(time.DateOnly), root.NotAfter.Format(time.DateOnly), root.Subject.CommonName, ca.Fingerprint(root))
+			rootStatus := "online"
+			if !auth.RootOnline() {
+				rootStatus = "offline"
+			}
+			fmt.Fprintf(a.stdout, "%-11s %-8s %-10s %-10s %-32s %s\n", "root", rootStatus, root.NotBefore.Format(time.DateOnly), root.NotAfter.Format(time.DateOnly), root.Subject.CommonName, ca.Fingerprint(root))
 			for i, is := range auth.IssuingCAs() {
 				status := "retired"
 				if i == 0 {
@@ -45,8 +49,13 @@ func (a *app) caListCmd() *cobra.Command {
 				}
 				fmt.Fprintf(a.stdout, "%-11s %-8s %-10s %-10s %-32s %s\n", is.Name, status, is.Cert.NotBefore.Format(time.DateOnly), is.Cert.NotAfter.Format(time.DateOnly), is.Cert.Subject.CommonName, ca.Fingerprint(is.Cert))
 			}
-			if w := auth.ExpiryWarning(); w != "" {
-				fmt.Fprintf(a.stdout, "WARNING: %s\n", w)
+			if m := auth.ServedRootMaterial(); m != nil {
+				fmt.Fprintf(a.stdout, "root: offline; pre-signed root material valid until %s\n", m.NextUpdate.Format(time.RFC3339))
+			}
+			for _, w := range []string{auth.ExpiryWarning(), auth.RootMaterialWarning()} {
+				if w != "" {
+					fmt.Fprintf(a.stdout, "WARNING: %s\n", w)
+				}
 			}
 			return nil
 		},

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -105,7 +106,9 @@ func (a *app) publisherOptions(auth *ca.Authority) revocation.PublisherOptions {
 		// The CA's shard count, fixed at init, and the base of the URLs it
 		// writes into certificates (ca.Options.PublicURL).
 		Shards: auth.CRLShards(), PublicURL: a.cfg.PublicURL,
-		Logger: a.log,
+		// With the root offline, its CRL is the pre-signed one.
+		RootMaterial: auth.ServedRootMaterial,
+		Logger:       a.log,
 	}
 }
 
@@ -137,8 +140,17 @@ func (a *app) printSummary(w io.Writer, auth *ca.Authority, bound string) {
 		fmt.Fprintf(w, "  CRL shards        %d per issuing CA: /crl/%s-<serial mod %d>.crl, and the full /crl/%s.crl\n",
 			n, auth.IssuingName(), n, auth.IssuingName())
 	}
-	if w := auth.ExpiryWarning(); w != "" {
-		fmt.Fprintf(a.stdout, "  WARNING           %s\n", w)
+	if auth.RootOnline() {
+		fmt.Fprintf(w, "  root key          online in %s (take it offline: README \"Key ceremonies\")\n", filepath.Join(a.cfg.DataDir, "ca"))
+	} else if m := auth.ServedRootMaterial(); m != nil {
+		fmt.Fprintf(w, "  root key          offline; pre-signed root material valid until %s\n", m.NextUpdate.Format(time.DateOnly))
+	} else {
+		fmt.Fprintf(w, "  root key          offline, and no root material\n")
+	}
+	for _, msg := range []string{auth.ExpiryWarning(), auth.RootMaterialWarning()} {
+		if msg != "" {
+			fmt.Fprintf(a.stdout, "  WARNING           %s\n", msg)
+		}
 	}
 }
 

@@ -173,7 +173,7 @@ func (a *app) serve(parent context.Context) error {
 	tasks := lifecycle.New(context.WithoutCancel(ctx), a.log)
 	defer tasks.Stop(10 * time.Second)
 	ro := revocation.ResponderOptions{
-		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(),
+		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(), RootMaterial: auth.ServedRootMaterial,
 		Validity: a.cfg.OCSP.Validity.Duration, LiveWorkers: a.cfg.OCSP.NonceWorkers,
 		ExpiredGrace: a.cfg.OCSP.ExpiredGrace.Duration,
 	}
@@ -192,6 +192,7 @@ func (a *app) serve(parent context.Context) error {
 	resp, pub, feed, svc := stack.OCSP, stack.CRL, stack.Feed, stack.Service
 	metrics.WatchOCSP(resp)
 	metrics.WatchFeed(feed)
+	metrics.WatchRootMaterial(auth.RootMaterialLeft)
 	metrics.WatchCRL(pub, time.Now)
 	authn, err := enroll.NewAuthenticator(enroll.AuthOptions{Config: a.cfg.Enroll, Store: st, Logger: a.log, Observe: metrics.ObserveLogin})
 	if err != nil {
@@ -248,6 +249,9 @@ func (a *app) serve(parent context.Context) error {
 
 	// Renew the OCSP signer and the TLS certificate while running.
 	tasks.Go("service-certificates", func(ctx context.Context) { auth.RunServiceRenewal(ctx, 6*time.Hour, a.log) })
+	// With the root offline: pick up imported root material, and warn
+	// before it runs out.
+	tasks.Go("root-material", func(ctx context.Context) { auth.RunRootMaterial(ctx, time.Minute, a.log) })
 
 	select {
 	case <-ctx.Done():

@@ -1,0 +1,375 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/zbca/zbca/internal/crlder"
+	"github.com/zbca/zbca/internal/ocspder"
+	"github.com/zbca/zbca/internal/zerr"
+)
+
+// With the root key offline (README "Key ceremonies"), the online server
+// serves what the root signed in its last ceremony: the root's CRL and,
+// for every issuing CA, a root-signed OCSP answer (SHA-1 and SHA-256
+// CertIDs), all valid until the same NextUpdate. They live in
+// <ca dir>/root-material/, written by SignRootMaterial on the machine that
+// holds the root key and brought to the server by ImportRootMaterial,
+// which checks every signature against this CA's root.
+
+// RootMaterialDir is the directory, under the CA directory, of the
+// pre-signed root material.
+const RootMaterialDir = "root-material"
+
+// MaxRootMaterialValidity is the longest a ceremony may pre-sign for (RFC
+// 5019 and the CA/B Forum allow about a year for CA certificates' status).
+const MaxRootMaterialValidity = 366 * 24 * time.Hour
+
+// RootMaterial is the pre-signed root material.
+type RootMaterial struct {
+	// CRL is the root's CRL (DER); it lists the revoked issuing CAs.
+	CRL                    []byte
+	ThisUpdate, NextUpdate time.Time
+	// OCSP holds, by issuing CA serial (SerialHex) and CertID hash, the
+	// root-signed OCSP response (DER).
+	OCSP map[string]map[crypto.Hash][]byte
+	// Revoked names the issuing CAs the ceremony revoked.
+	Revoked []string
+}
+
+// rootMaterialMeta is material.json.
+type rootMaterialMeta struct {
+	ThisUpdate time.Time         `json:"this_update"`
+	NextUpdate time.Time         `json:"next_update"`
+	Revoked    []string          `json:"revoked,omitempty"`
+	OCSP       map[string]string `json:"ocsp"` // file → issuing CA serial
+}
+
+// RootKeyFile is the root key's file name in the CA directory (software
+// keys).
+func (a *Authority) RootKeyFile() string { return a.m.Root.Key }
+
+// RootOnline reports whether the root key is here.
+func (a *Authority) RootOnline() bool { return a.rootSigner != nil }
+
+// SignRootMaterial is the ceremony's signing: the root's CRL listing the
+// issuing CAs named in revoke (by name: "issuing-1"), and an OCSP answer
+// for every issuing CA (revoked for those), valid for validity (at most
+// MaxRootMaterialValidity, and not past the root). It needs the root key.
+func (a *Authority) SignRootMaterial(validity time.Duration, revoke []string) (*RootMaterial, error) {
+	if a.rootSigner == nil {
+		return nil, zerr.New(zerr.BadRequest, "the root key is not here: run the ceremony where it is (the offline machine, the HSM holding it)")
+	}
+	now := a.opts.Now().UTC().Truncate(time.Second)
+	next := now.Add(validity)
+	switch {
+	case validity < 24*time.Hour || validity > MaxRootMaterialValidity:
+		return nil, zerr.New(zerr.BadRequest, "validity %s is outside 24h–%s", validity, MaxRootMaterialValidity)
+	case next.After(a.root.NotAfter):
+		return nil, zerr.New(zerr.BadRequest, "validity %s would run past the root's own end (%s)", validity, a.root.NotAfter.Format(time.DateOnly))
+	}
+	cas := a.IssuingCAs()
+	known := map[string]*x509.Certificate{}
+	for _, is := range cas {
+		known[is.Name] = is.Cert
+	}
+	revoked := map[string]bool{}
+	for _, n := range revoke {
+		if known[n] == nil {
+			return nil, zerr.New(zerr.BadRequest, "no issuing CA is named %q (known: %s)", n, strings.Join(slices.Sorted(mapsKeys(known)), ", "))
+		}
+		revoked[n] = true
+	}
+	m := &RootMaterial{ThisUpdate: now, NextUpdate: next, OCSP: map[string]map[crypto.Hash][]byte{}}
+	var entries []crlder.Entry
+	for _, is := range cas {
+		if revoked[is.Name] {
+			m.Revoked = append(m.Revoked, is.Name)
+			entries = append(entries, crlder.Entry{Serial: is.Cert.SerialNumber.Bytes(), RevokedAt: now, Reason: 2}) // cACompromise
+		}
+	}
+	slices.SortFunc(entries, func(x, y crlder.Entry) int {
+		return new(big.Int).SetBytes(x.Serial).Cmp(new(big.Int).SetBytes(y.Serial))
+	})
+	// The cRLNumber is the signing time: it rises from ceremony to
+	// ceremony without a counter kept on the offline machine.
+	var err error
+	m.CRL, err = crlder.Build(crlder.Params{Issuer: a.root, Signer: a.rootSigner, Number: big.NewInt(now.Unix()), ThisUpdate: now, NextUpdate: next}, crlder.Entries(entries))
+	if err != nil {
+		return nil, fmt.Errorf("ca: signing the root CRL: %w", err)
+	}
+	signer, err := ocspder.NewSigner(a.rootSigner, a.root)
+	if err != nil {
+		return nil, err
+	}
+	var spki struct {
+		Algorithm asn1.RawValue
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(a.root.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return nil, err
+	}
+	for _, is := range cas {
+		serial := SerialHex(is.Cert.SerialNumber)
+		m.OCSP[serial] = map[crypto.Hash][]byte{}
+		for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
+			nh, kh := hashOf(h, a.root.RawSubject), hashOf(h, spki.PublicKey.RightAlign())
+			r := &ocspder.Response{Status: ocspder.Good, HashAlgorithm: h, IssuerNameHash: nh, IssuerKeyHash: kh,
+				Serial: is.Cert.SerialNumber.Bytes(), Reason: ocspder.NoReason, ThisUpdate: now, NextUpdate: next, ProducedAt: now}
+			if revoked[is.Name] {
+				r.Status, r.RevokedAt, r.Reason = ocspder.Revoked, now, 2
+			}
+			body, err := signer.SignBody(r)
+			if err != nil {
+				return nil, fmt.Errorf("ca: signing the OCSP answer for %s: %w", is.Name, err)
+			}
+			m.OCSP[serial][h] = signer.AppendResponse(nil, body)
+		}
+	}
+	return m, nil
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func hashOf(h crypto.Hash, b []byte) []byte {
+	switch h {
+	case crypto.SHA1:
+		s := sha1.Sum(b)
+		return s[:]
+	default:
+		s := sha256.Sum256(b)
+		return s[:]
+	}
+}
+
+var hashNames = map[crypto.Hash]string{crypto.SHA1: "sha1", crypto.SHA256: "sha256"}
+
+// WriteRootMaterial writes m into dir (created 0700; files 0644: nothing
+// in it is secret).
+func WriteRootMaterial(dir string, m *RootMaterial) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	meta := rootMaterialMeta{ThisUpdate: m.ThisUpdate, NextUpdate: m.NextUpdate, Revoked: m.Revoked, OCSP: map[string]string{}}
+	if err := writeFileDurable(dir, "root.crl", m.CRL, 0o644); err != nil {
+		return err
+	}
+	for serial, byHash := range m.OCSP {
+		for h, der := range byHash {
+			name := "ocsp-" + serial + "-" + hashNames[h] + ".der"
+			if err := writeFileDurable(dir, name, der, 0o644); err != nil {
+				return err
+			}
+			meta.OCSP[name] = serial
+		}
+	}
+	b, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileDurable(dir, "material.json", b, 0o644)
+}
+
+// ReadRootMaterial reads the material in dir and checks it against this
+// CA: every signature by root, every OCSP answer about one of issuers
+// (SerialHex → certificate) and the CRL's and answers' times those of
+// material.json. Material signed by another root, or about another CA, is
+// refused whole.
+func ReadRootMaterial(dir string, root *x509.Certificate, issuers []*x509.Certificate) (*RootMaterial, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "material.json"))
+	if err != nil {
+		return nil, err
+	}
+	var meta rootMaterialMeta
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return nil, fmt.Errorf("ca: root material: material.json: %w", err)
+	}
+	m := &RootMaterial{ThisUpdate: meta.ThisUpdate, NextUpdate: meta.NextUpdate, Revoked: meta.Revoked, OCSP: map[string]map[crypto.Hash][]byte{}}
+	if m.CRL, err = os.ReadFile(filepath.Join(dir, "root.crl")); err != nil {
+		return nil, err
+	}
+	crl, err := x509.ParseRevocationList(m.CRL)
+	if err != nil {
+		return nil, fmt.Errorf("ca: root material: root.crl: %w", err)
+	}
+	if err := crl.CheckSignatureFrom(root); err != nil {
+		return nil, fmt.Errorf("ca: root material: root.crl is not signed by this CA's root: %w", err)
+	}
+	if !crl.NextUpdate.Equal(m.NextUpdate) {
+		return nil, fmt.Errorf("ca: root material: root.crl's nextUpdate %s is not material.json's %s", crl.NextUpdate, m.NextUpdate)
+	}
+	bySerial := map[string]*x509.Certificate{}
+	for _, is := range issuers {
+		bySerial[SerialHex(is.SerialNumber)] = is
+	}
+	for name, serial := range meta.OCSP {
+		is := bySerial[serial]
+		if is == nil || strings.ContainsAny(name, `/\`) {
+			return nil, fmt.Errorf("ca: root material: %s is about %s, not an issuing CA of this CA", name, serial)
+		}
+		der, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		r, err := ocsp.ParseResponseForCert(der, is, root)
+		if err != nil {
+			return nil, fmt.Errorf("ca: root material: %s: not a response of this CA's root about %s: %w", name, serial, err)
+		}
+		if !r.NextUpdate.Equal(m.NextUpdate) {
+			return nil, fmt.Errorf("ca: root material: %s's nextUpdate %s is not material.json's %s", name, r.NextUpdate, m.NextUpdate)
+		}
+		h := r.IssuerHash
+		if h != crypto.SHA1 && h != crypto.SHA256 {
+			return nil, fmt.Errorf("ca: root material: %s: CertID hash %v", name, h)
+		}
+		if m.OCSP[serial] == nil {
+			m.OCSP[serial] = map[crypto.Hash][]byte{}
+		}
+		m.OCSP[serial][h] = der
+	}
+	for serial := range bySerial {
+		if m.OCSP[serial][crypto.SHA1] == nil {
+			return nil, fmt.Errorf("ca: root material: no OCSP answer about issuing CA %s: sign the material again after the rollover", serial)
+		}
+	}
+	return m, nil
+}
+
+// RootMaterial returns the pre-signed root material in the CA directory,
+// checked against this CA; os.ErrNotExist when there is none.
+func (a *Authority) RootMaterial() (*RootMaterial, error) {
+	return ReadRootMaterial(filepath.Join(a.opts.Dir, RootMaterialDir), a.root, a.IssuingCerts())
+}
+
+// ServedRootMaterial is the material the server serves while the root is
+// offline (nil when there is none, or the root is online): read at Open
+// and again by ReloadRootMaterial.
+func (a *Authority) ServedRootMaterial() *RootMaterial { return a.material.Load() }
+
+// ReloadRootMaterial reads the material in the CA directory again (after
+// an import) and serves it if it is good; with the root online it does
+// nothing. It returns what is served.
+func (a *Authority) ReloadRootMaterial() (*RootMaterial, error) {
+	if a.rootSigner != nil {
+		return nil, nil
+	}
+	m, err := a.RootMaterial()
+	if err != nil {
+		return a.material.Load(), err
+	}
+	if cur := a.material.Load(); cur == nil || m.ThisUpdate.After(cur.ThisUpdate) {
+		a.material.Store(m)
+	}
+	return a.material.Load(), nil
+}
+
+// RootMaterialWarning is the operator's warning about the pre-signed root
+// material: none with the root online or more than 30 days left.
+func (a *Authority) RootMaterialWarning() string {
+	if a.rootSigner != nil {
+		return ""
+	}
+	m := a.material.Load()
+	now := a.opts.Now()
+	switch {
+	case m == nil:
+		return "root: offline, and no pre-signed root material: the root's CRL and the OCSP answers about the issuing CAs are missing; relying parties that check the issuing CA (nginx ssl_ocsp on, Java, CRL checks of the whole chain) refuse every client. Run the root material ceremony (README \"Key ceremonies\")"
+	case !now.Before(m.NextUpdate):
+		return fmt.Sprintf("root: the pre-signed root material ran out on %s: relying parties that check the issuing CA refuse every client. Run the root material ceremony now (README \"Key ceremonies\")", m.NextUpdate.Format(time.RFC3339))
+	case m.NextUpdate.Sub(now) < 30*24*time.Hour:
+		return fmt.Sprintf("root: the pre-signed root material runs out on %s (%d days): run the root material ceremony and import its result (README \"Key ceremonies\")", m.NextUpdate.Format(time.DateOnly), int(m.NextUpdate.Sub(now).Hours()/24))
+	}
+	return ""
+}
+
+// ImportRootMaterial checks the material in src against this CA and, if
+// it is good and newer than the material in place, copies it into the
+// CA directory (replacing the old one whole). Nothing changes otherwise.
+func (a *Authority) ImportRootMaterial(src string) (*RootMaterial, error) {
+	m, err := ReadRootMaterial(src, a.root, a.IssuingCerts())
+	if err != nil {
+		return nil, zerr.Wrap(zerr.BadRequest, err, "refused")
+	}
+	if !a.opts.Now().Before(m.NextUpdate) {
+		return nil, zerr.New(zerr.BadRequest, "refused: the material ran out on %s", m.NextUpdate.Format(time.RFC3339))
+	}
+	if cur, err := a.RootMaterial(); err == nil && !m.ThisUpdate.After(cur.ThisUpdate) {
+		return nil, zerr.New(zerr.Conflict, "refused: the material in place (signed %s) is not older than this one (signed %s)", cur.ThisUpdate.Format(time.RFC3339), m.ThisUpdate.Format(time.RFC3339))
+	}
+	dst := filepath.Join(a.opts.Dir, RootMaterialDir)
+	tmp := dst + ".new"
+	_ = os.RemoveAll(tmp)
+	if err := WriteRootMaterial(tmp, m); err != nil {
+		return nil, err
+	}
+	old := dst + ".old"
+	_ = os.RemoveAll(old)
+	if err := os.Rename(dst, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return nil, err
+	}
+	_ = os.RemoveAll(old)
+	return m, syncDir(a.opts.Dir)
+}
+
+// RunRootMaterial, while the root is offline, reads the root material in
+// the CA directory every period (an import is served within it) and logs
+// RootMaterialWarning at most once a day, until ctx ends.
+func (a *Authority) RunRootMaterial(ctx context.Context, every time.Duration, log *slog.Logger) {
+	if a.rootSigner != nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var warned time.Time
+	for {
+		if _, err := a.ReloadRootMaterial(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Error("root material in the CA directory cannot be used; serving the previous one", "err", err)
+		}
+		if w := a.RootMaterialWarning(); w != "" && time.Since(warned) > 24*time.Hour {
+			warned = time.Now()
+			log.Warn(w)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RootMaterialLeft is how long the served root material lasts (negative
+// once run out); ok false with the root online or no material.
+func (a *Authority) RootMaterialLeft() (time.Duration, bool) {
+	m := a.material.Load()
+	if a.rootSigner != nil || m == nil {
+		return 0, false
+	}
+	return m.NextUpdate.Sub(a.opts.Now()), true
+}

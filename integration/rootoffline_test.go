@@ -1,0 +1,153 @@
+//go:build integration
+
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRootOffline (issue 17): init, sign the root material in a ceremony,
+// import it, take the root key out of the data directory, restart. The
+// server issues and revokes; openssl verifies the root's CRL and the
+// root-signed OCSP answer about the issuing CA (SHA-1 and SHA-256) against
+// the root; ca list and the summary say "offline"; the metric shows how
+// long the material lasts. Then the compromise path: a ceremony that
+// revokes the issuing CA; once imported, the root's CRL lists it, OCSP
+// answers revoked, and openssl refuses a client certificate it signed.
+func TestRootOffline(t *testing.T) {
+	openssl := requireTool(t, "openssl")
+	in := newInstance(t, "crl:\n  delay: 2s\nenroll:\n  policy:\n    max_active: 10\n")
+	in.start()
+	in.mustRun(testPassword+"\n", "enterprise", "add", "acme", "--name", "ACME", "--password-stdin")
+	work := t.TempDir()
+	p := func(n string) string { return filepath.Join(work, n) }
+	issue := func(name string) {
+		t.Helper()
+		if o, err := tool(t, openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+			"-keyout", p(name+".key"), "-subj", "/CN=x", "-out", p(name+".csr")); err != nil {
+			t.Fatalf("%v %s", err, o)
+		}
+		in.mustRun("", "cert", "issue", "--enterprise", "acme", "--csr", p(name+".csr"), "--out", p(name+".pem"))
+	}
+	issue("before")
+	_, root := get(t, "http://"+in.http+"/pki/root.pem")
+	_, iss := get(t, "http://"+in.http+"/pki/issuing.pem")
+	os.WriteFile(p("root.pem"), root, 0o644)
+	os.WriteFile(p("issuing.pem"), iss, 0o644)
+	if !strings.Contains(in.stdout.String(), "root key          online") {
+		t.Errorf("the first-start summary does not say where the root key is:\n%s", in.stdout)
+	}
+	in.stop()
+
+	// The ceremony, and the move.
+	if _, _, err := in.run("", "ca", "root-material", "sign", "--out", p("m1"), "--days", "400", "--yes"); err == nil {
+		t.Fatal("signed material for 400 days")
+	}
+	if _, _, err := in.run("no\n", "ca", "root-material", "sign", "--out", p("m0")); err == nil {
+		t.Fatal("signed without confirmation")
+	}
+	out := in.mustRun("yes\n", "ca", "root-material", "sign", "--out", p("m1"), "--days", "200")
+	if !strings.Contains(out, "OCSP answer about issuing-1") || !strings.Contains(out, "signed; written to") {
+		t.Fatalf("sign printed:\n%s", out)
+	}
+	if _, _, err := in.run("", "ca", "root-offline", "--key-out", p("root.key")); err == nil {
+		t.Fatal("the root went offline before any material was imported")
+	}
+	in.mustRun("", "ca", "root-material", "import", p("m1"))
+	out = in.mustRun("", "ca", "root-offline", "--key-out", p("root.key"))
+	if !strings.Contains(out, "restart the server") {
+		t.Fatalf("root-offline printed:\n%s", out)
+	}
+	if matches, _ := filepath.Glob(filepath.Join(in.dir, "ca", "root*.key")); len(matches) != 0 {
+		t.Fatalf("root key still in the data directory: %v", matches)
+	}
+	if !regexpLine(in.mustRun("", "ca", "list"), `^root +offline `) {
+		t.Error("ca list does not say the root is offline")
+	}
+
+	in.start()
+	if !strings.Contains(in.stdout.String(), "root key          offline; pre-signed root material valid until") {
+		t.Errorf("summary:\n%s", in.stdout)
+	}
+	issue("after")
+	url := "http://" + in.http + "/ocsp"
+	ocspAbout := func(cert, issuer string, extra ...string) string {
+		t.Helper()
+		args := append(append([]string{"ocsp"}, extra...), "-issuer", p(issuer), "-cert", p(cert), "-CAfile", p("root.pem"), "-url", url)
+		o, _ := tool(t, openssl, args...)
+		return o
+	}
+	for _, d := range []string{"-sha1", "-sha256"} {
+		o := ocspAbout("issuing.pem", "root.pem", "-no_nonce", d)
+		if !strings.Contains(o, "Response verify OK") || !strings.Contains(o, ": good") {
+			t.Fatalf("OCSP about the issuing CA (%s), root offline:\n%s", d, o)
+		}
+	}
+	if o := ocspAbout("after.pem", "issuing.pem"); !strings.Contains(o, ": good") || !strings.Contains(o, "Response verify OK") {
+		t.Fatalf("OCSP about a certificate issued with the root offline:\n%s", o)
+	}
+	serial := strings.TrimPrefix(strings.TrimSpace(mustTool(t, openssl, "x509", "-in", p("before.pem"), "-noout", "-serial")), "serial=")
+	in.mustRun("", "cert", "revoke", strings.ToLower(serial), "--reason", "keyCompromise")
+	if o := ocspAbout("before.pem", "issuing.pem"); !strings.Contains(o, ": revoked") {
+		t.Fatalf("OCSP after a revocation, root offline:\n%s", o)
+	}
+	_, crl := get(t, "http://"+in.http+"/crl/root.crl")
+	os.WriteFile(p("root.crl"), crl, 0o644)
+	if o, err := tool(t, openssl, "crl", "-inform", "DER", "-in", p("root.crl"), "-CAfile", p("root.pem"), "-noout", "-verify"); err != nil || !strings.Contains(o, "verify OK") {
+		t.Fatalf("openssl crl -verify of the pre-signed root CRL: %v\n%s", err, o)
+	}
+	_, metrics := get(t, "http://"+in.admin+"/metrics")
+	m := regexp.MustCompile(`(?m)^zbca_root_material_seconds_left (\S+)$`).FindSubmatch(metrics)
+	if m == nil {
+		t.Fatal("no zbca_root_material_seconds_left")
+	}
+	if left, _ := strconv.ParseFloat(string(m[1]), 64); left < 199*86400 || left > 200*86400 {
+		t.Errorf("material left %v s, want about 200 days", left)
+	}
+
+	// The compromise of the issuing CA: the root key comes back for a
+	// ceremony that revokes it; the result is imported.
+	in.stop()
+	keyFile := filepath.Join(in.dir, "ca", "root.key")
+	if b, err := os.ReadFile(p("root.key")); err != nil || os.WriteFile(keyFile, b, 0o600) != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // a newer signing time than m1's
+	in.mustRun("", "ca", "root-material", "sign", "--out", p("m2"), "--days", "200", "--revoke", "issuing-1", "--yes")
+	os.Remove(keyFile)
+	in.mustRun("", "ca", "root-material", "import", p("m2"))
+	in.start()
+	if o := ocspAbout("issuing.pem", "root.pem", "-no_nonce"); !strings.Contains(o, ": revoked") || !strings.Contains(o, "Response verify OK") {
+		t.Fatalf("OCSP about the compromised issuing CA:\n%s", o)
+	}
+	_, crl = get(t, "http://"+in.http+"/crl/root.crl")
+	os.WriteFile(p("root2.crl"), crl, 0o644)
+	if o, _ := tool(t, openssl, "crl", "-inform", "DER", "-in", p("root2.crl"), "-noout", "-text"); !strings.Contains(o, "CA Compromise") {
+		t.Fatalf("the root CRL does not list the issuing CA:\n%s", o)
+	}
+	_, issCRL := get(t, "http://"+in.http+"/crl/issuing-1.crl")
+	os.WriteFile(p("issuing.crl"), issCRL, 0o644)
+	for _, c := range []struct{ in, out string }{{"root2.crl", "root2.crl.pem"}, {"issuing.crl", "issuing.crl.pem"}} {
+		mustTool(t, openssl, "crl", "-inform", "DER", "-in", p(c.in), "-out", p(c.out))
+	}
+	both := append(mustRead(t, p("root2.crl.pem")), mustRead(t, p("issuing.crl.pem"))...)
+	os.WriteFile(p("crls.pem"), both, 0o644)
+	if o, err := tool(t, openssl, "verify", "-crl_check_all", "-CRLfile", p("crls.pem"), "-CAfile", p("root.pem"), "-untrusted", p("issuing.pem"), p("after.pem")); err == nil || !strings.Contains(o, "revoked") {
+		t.Fatalf("openssl accepted a certificate of the revoked issuing CA: %v\n%s", err, o)
+	}
+}
+
+func mustTool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	o, err := tool(t, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, o)
+	}
+	return o
+}
