@@ -3,7 +3,9 @@
 package integration
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -111,6 +113,29 @@ func TestRootOffline(t *testing.T) {
 		t.Errorf("material left %v s, want about 200 days", left)
 	}
 
+	// nginx with ssl_ocsp on asks the root about the issuing CA at every
+	// handshake: the pre-signed answer lets the client in.
+	nginxBin := nginxPath(t)
+	curl := requireTool(t, "curl")
+	_, chainPEM := get(t, "http://"+in.http+"/pki/chain.pem")
+	os.WriteFile(p("zbca-chain.pem"), chainPEM, 0o644)
+	srvCA := writeServerIdentity(t, work)
+	ocspOn := fmt.Sprintf("ssl_ocsp on;\n        ssl_ocsp_responder http://%s/ocsp;\n        ssl_ocsp_cache off;", in.http)
+	handshake := func(ng *nginxProc) (int, string) {
+		cmd := exec.Command(curl, "-sS", "--max-time", "15", "--cacert", srvCA, "--cert", p("after.pem"), "--key", p("after.key"),
+			"-w", "\n%{http_code}", "https://127.0.0.1:"+ng.port+"/")
+		o, _ := cmd.CombinedOutput()
+		s := string(o)
+		i := strings.LastIndexByte(s, '\n')
+		code, _ := strconv.Atoi(strings.TrimSpace(s[i+1:]))
+		return code, s
+	}
+	ng := startNginx(t, nginxBin, work, "root-offline", ocspOn)
+	if code, body := handshake(ng); code != 200 {
+		t.Fatalf("nginx ssl_ocsp on with the root offline: %d %s\n%s", code, body, ng.diag(in))
+	}
+	ng.stop()
+
 	// The compromise of the issuing CA: the root key comes back for a
 	// ceremony that revokes it; the result is imported.
 	in.stop()
@@ -126,6 +151,11 @@ func TestRootOffline(t *testing.T) {
 	if o := ocspAbout("issuing.pem", "root.pem", "-no_nonce"); !strings.Contains(o, ": revoked") || !strings.Contains(o, "Response verify OK") {
 		t.Fatalf("OCSP about the compromised issuing CA:\n%s", o)
 	}
+	ng = startNginx(t, nginxBin, work, "root-offline-compromised", ocspOn)
+	if code, body := handshake(ng); code != 400 {
+		t.Fatalf("nginx ssl_ocsp on accepted a client of the revoked issuing CA: %d %s\n%s", code, body, ng.diag(in))
+	}
+	ng.stop()
 	_, crl = get(t, "http://"+in.http+"/crl/root.crl")
 	os.WriteFile(p("root2.crl"), crl, 0o644)
 	if o, _ := tool(t, openssl, "crl", "-inform", "DER", "-in", p("root2.crl"), "-noout", "-text"); !strings.Contains(o, "CA Compromise") {

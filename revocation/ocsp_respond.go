@@ -247,5 +247,14 @@ func (r *Responder) rootMaterialAnswer(req *ocspder.Request) Answer {
 		return Answer{DER: ocspder.Unauthorized}
 	}
 	r.Stats.Good.Add(1)
-	return Answer{DER: der, Cacheable: true, ThisUpdate: m.ThisUpdate, NextUpdate: m.NextUpdate, ETag: sigTag(der)}
+	// HTTP caches keep it a day at most, not the material's year: after a
+	// compromise ceremony the "revoked" answer must reach relying parties.
+	cacheUntil := r.o.Now().Add(rootAnswerMaxAge)
+	if m.NextUpdate.Before(cacheUntil) {
+		cacheUntil = m.NextUpdate
+	}
+	return Answer{DER: der, Cacheable: true, ThisUpdate: m.ThisUpdate, NextUpdate: cacheUntil, ETag: sigTag(der)}
 }
+
+// rootAnswerMaxAge bounds the HTTP caching of a pre-signed root answer.
+const rootAnswerMaxAge = 24 * time.Hour
