@@ -55,6 +55,10 @@ type Options struct {
 	Logger   *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Ceremony opens the CA without a store, for the signing a ceremony
+	// does on an offline machine that holds a copy of the CA directory
+	// (SignRootMaterial); issuing needs the store.
+	Ceremony bool
 	// Node names this host in the issuance journal.
 	Node string
 	// Boot names this process in the issuance journal (see
@@ -69,7 +73,7 @@ func (o *Options) check() error {
 	switch {
 	case o.Dir == "":
 		return errors.New("ca: empty directory")
-	case o.Store == nil:
+	case o.Store == nil && !o.Ceremony:
 		return errors.New("ca: no store")
 	case o.PublicURL == "":
 		return errors.New("ca: empty public URL")

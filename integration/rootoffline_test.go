@@ -136,16 +136,28 @@ func TestRootOffline(t *testing.T) {
 	}
 	ng.stop()
 
-	// The compromise of the issuing CA: the root key comes back for a
-	// ceremony that revokes it; the result is imported.
+	// The compromise of the issuing CA: a ceremony on "the offline
+	// machine" — a copy of ca/ and the passphrase, no database — with the
+	// root key, revokes it; the result is imported on the server.
 	in.stop()
-	keyFile := filepath.Join(in.dir, "ca", "root.key")
-	if b, err := os.ReadFile(p("root.key")); err != nil || os.WriteFile(keyFile, b, 0o600) != nil {
-		t.Fatal(err)
+	cer := filepath.Join(work, "ceremony")
+	os.MkdirAll(filepath.Join(cer, "data"), 0o700)
+	if o, err := exec.Command("cp", "-a", filepath.Join(in.dir, "ca"), filepath.Join(cer, "data", "ca")).CombinedOutput(); err != nil {
+		t.Fatalf("copying ca/: %v %s", err, o)
 	}
+	os.MkdirAll(filepath.Join(cer, "data", "secrets"), 0o700)
+	os.WriteFile(filepath.Join(cer, "data", "secrets", "ca-passphrase"), mustRead(t, filepath.Join(in.dir, "secrets", "ca-passphrase")), 0o600)
+	os.WriteFile(filepath.Join(cer, "data", "ca", "root.key"), mustRead(t, p("root.key")), 0o600)
+	os.WriteFile(filepath.Join(cer, "zbca.yaml"), []byte("data_dir: "+filepath.Join(cer, "data")+"\npublic_url: http://"+in.http+"\n"), 0o600)
 	time.Sleep(1100 * time.Millisecond) // a newer signing time than m1's
-	in.mustRun("", "ca", "root-material", "sign", "--out", p("m2"), "--days", "200", "--revoke", "issuing-1", "--yes")
-	os.Remove(keyFile)
+	sign := exec.Command(zbcaBin, "--config", filepath.Join(cer, "zbca.yaml"), "ca", "root-material", "sign", "--out", p("m2"), "--days", "200", "--revoke", "issuing-1", "--yes")
+	sign.Env = append(os.Environ(), "ZBCA_CONFIG=", "ZBCA_DATA=")
+	if o, err := sign.CombinedOutput(); err != nil {
+		t.Fatalf("the ceremony on a copy of ca/ without a database: %v\n%s", err, o)
+	}
+	if _, err := os.Stat(filepath.Join(cer, "data", "zbca.db")); err == nil {
+		t.Error("the ceremony created a database")
+	}
 	in.mustRun("", "ca", "root-material", "import", p("m2"))
 	in.start()
 	if o := ocspAbout("issuing.pem", "root.pem", "-no_nonce"); !strings.Contains(o, ": revoked") || !strings.Contains(o, "Response verify OK") {

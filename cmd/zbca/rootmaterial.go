@@ -55,14 +55,13 @@ writes them to --out. Bring that directory to the online server and run
 			if out == "" {
 				return errors.New("--out DIR is required: where to write the signed material")
 			}
-			st, auth, err := a.openCA(cmd.Context())
+			auth, err := a.openCeremonyCA(cmd)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
 			defer auth.Close()
 			if !auth.RootOnline() {
-				return errors.New("the root key is not here: run the ceremony where it is (a copy of the data directory with ca/root.key and the CA passphrase, or the HSM holding the root)")
+				return errors.New("the root key is not here: run the ceremony where it is (a copy of the data directory's ca/ with root.key and the CA passphrase, or the HSM holding the root)")
 			}
 			validity := time.Duration(days) * 24 * time.Hour
 			fmt.Fprintf(a.stdout, "The root %q (SHA-256 %s) will sign, valid %d days (until about %s):\n",
@@ -103,6 +102,14 @@ writes them to --out. Bring that directory to the online server and run
 	cmd.Flags().StringVar(&out, "out", "", "the directory to write the signed material to")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	return cmd
+}
+
+// openCeremonyCA opens the CA directory of the data directory without its
+// database: a ceremony machine holds a copy of ca/ (and the passphrase),
+// not necessarily of the database.
+func (a *app) openCeremonyCA(cmd *cobra.Command) (*ca.Authority, error) {
+	return ca.Open(cmd.Context(), ca.Options{Dir: filepath.Join(a.cfg.DataDir, "ca"), Config: a.cfg.CA, PublicURL: a.cfg.PublicURL,
+		TLSHosts: a.cfg.HTTPS.Hosts, Logger: a.log, Node: a.cfg.NodeName, Ceremony: true})
 }
 
 func (a *app) rootMaterialImportCmd() *cobra.Command {
