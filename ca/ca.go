@@ -102,6 +102,9 @@ type manifest struct {
 	Retired []entry `json:"retired,omitempty"`
 	OCSP    *entry  `json:"ocsp,omitempty"`
 	TLS     *entry  `json:"tls,omitempty"`
+	// Pending is the next issuing CA of a rollover in two halves: its key
+	// is made, its certificate not yet imported (rollover_ceremony.go).
+	Pending *entry `json:"pending,omitempty"`
 	// CRLShards is config ca.crl_shards as it was at init: the shard CRL
 	// URLs are in the certificates, so it never changes afterwards.
 	// Absent (CAs created before partitioned CRLs) means 0.

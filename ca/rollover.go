@@ -121,7 +121,10 @@ func (a *Authority) nameInUse(name string) bool {
 			return true
 		}
 	}
-	for _, f := range []string{name + ".crt", name + ".key"} {
+	if a.m.Pending != nil && a.m.Pending.Name == name {
+		return true
+	}
+	for _, f := range []string{name + ".crt", name + ".key", name + csrSuffix} {
 		if _, err := os.Stat(filepath.Join(a.opts.Dir, f)); err == nil {
 			return true
 		}

@@ -70,9 +70,10 @@ func (a *Authority) RootOnline() bool { return a.rootSigner != nil }
 
 // SignRootMaterial is the ceremony's signing: the root's CRL listing the
 // issuing CAs named in revoke (by name: "issuing-1"), and an OCSP answer
-// for every issuing CA (revoked for those), valid for validity (at most
-// MaxRootMaterialValidity, and not past the root). It needs the root key.
-func (a *Authority) SignRootMaterial(validity time.Duration, revoke []string) (*RootMaterial, error) {
+// for every issuing CA and every extra one (revoked for those named),
+// valid for validity (at most MaxRootMaterialValidity, and not past the
+// root). It needs the root key.
+func (a *Authority) SignRootMaterial(validity time.Duration, revoke []string, extra ...*x509.Certificate) (*RootMaterial, error) {
 	if a.rootSigner == nil {
 		return nil, zerr.New(zerr.BadRequest, "the root key is not here: run the ceremony where it is (the offline machine, the HSM holding it)")
 	}
@@ -85,6 +86,14 @@ func (a *Authority) SignRootMaterial(validity time.Duration, revoke []string) (*
 		return nil, zerr.New(zerr.BadRequest, "validity %s would run past the root's own end (%s)", validity, a.root.NotAfter.Format(time.DateOnly))
 	}
 	cas := a.IssuingCAs()
+	// extra: issuing CAs signed in this ceremony, not yet imported (a
+	// rollover's second half): the material answers for them too.
+	for _, c := range extra {
+		if c.CheckSignatureFrom(a.root) != nil {
+			return nil, zerr.New(zerr.BadRequest, "%q is not signed by this root", c.Subject.CommonName)
+		}
+		cas = append(cas, CRLIssuer{Name: "new:" + SerialHex(c.SerialNumber), Cert: c})
+	}
 	known := map[string]*x509.Certificate{}
 	for _, is := range cas {
 		known[is.Name] = is.Cert

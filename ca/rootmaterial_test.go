@@ -189,3 +189,66 @@ func TestRootMaterialRevokesIssuingCA(t *testing.T) {
 		t.Fatalf("OCSP: %v %+v", err, r)
 	}
 }
+
+// TestRolloverInHalves: prepare makes a key and a CSR (twice: refused);
+// the root signs it with the CA's own profile; a CSR naming something
+// else, a certificate of another root or for another key is refused at
+// its step and changes nothing; the import switches and retires.
+func TestRolloverInHalves(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	name, csr, err := f.a.PrepareRollover(ctx)
+	if err != nil || name != "issuing-2" {
+		t.Fatalf("prepare: %s %v", name, err)
+	}
+	if _, _, err := f.a.PrepareRollover(ctx); !errors.Is(err, zerr.Conflict) {
+		t.Errorf("prepared twice: %v", err)
+	}
+	cert, err := f.a.SignIssuingCSR(csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cert.IsCA || !cert.MaxPathLenZero || cert.CheckSignatureFrom(f.a.Root()) != nil || !strings.HasSuffix(cert.Subject.CommonName, " G2") {
+		t.Fatalf("signed: %+v", cert.Subject)
+	}
+	// Another CA's issuing certificate, and one for another key.
+	other := newFixture(t, nil)
+	_, ocsr, err := other.a.PrepareRollover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := other.a.SignIssuingCSR(ocsr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.ImportRollover(ctx, foreign); err == nil || !strings.Contains(err.Error(), "not signed by this CA's root") {
+		t.Errorf("another root's certificate: %v", err)
+	}
+	wrongKey, err := f.a.SignIssuingCSR(ocsr) // our root, their key
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.ImportRollover(ctx, wrongKey); err == nil || !strings.Contains(err.Error(), "not for the key prepared") {
+		t.Errorf("a certificate for another key: %v", err)
+	}
+	if f.a.IssuingName() != "issuing-1" {
+		t.Fatal("a refused import switched")
+	}
+	// The root's own key, or a current issuing CA's, in a CSR: refused.
+	if _, err := f.a.SignIssuingCSR([]byte("garbage")); err == nil {
+		t.Error("garbage signed")
+	}
+	r, err := f.a.ImportRollover(ctx, cert)
+	if err != nil || r.NewName != "issuing-2" || r.OldName != "issuing-1" {
+		t.Fatalf("import: %+v %v", r, err)
+	}
+	f.a.Close()
+	a, err := Open(ctx, f.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.IssuingName() != "issuing-2" || len(a.IssuingCAs()) != 2 {
+		t.Fatalf("after the import: %s, %d issuing CAs", a.IssuingName(), len(a.IssuingCAs()))
+	}
+}

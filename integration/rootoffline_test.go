@@ -193,3 +193,94 @@ func mustTool(t *testing.T, name string, args ...string) string {
 	}
 	return o
 }
+
+// TestRootOfflineRollover (issue 17): with the root offline, `zbca ca
+// rollover` is refused; the rollover in two halves — prepare on the
+// server, sign at the ceremony (a copy of ca/ with the root key, no
+// database), import on the server — switches to the new issuing CA,
+// whose certificates verify and whose status the root's pre-signed OCSP
+// answers; the old CA's certificates are still answered. A CSR with a
+// foreign name and a certificate of another CA are refused.
+func TestRootOfflineRollover(t *testing.T) {
+	openssl := requireTool(t, "openssl")
+	in := newInstance(t, "enroll:\n  policy:\n    max_active: 10\n")
+	in.start()
+	in.mustRun(testPassword+"\n", "enterprise", "add", "acme", "--name", "ACME", "--password-stdin")
+	work := t.TempDir()
+	p := func(n string) string { return filepath.Join(work, n) }
+	issue := func(name string) {
+		t.Helper()
+		mustTool(t, openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+			"-keyout", p(name+".key"), "-subj", "/CN=x", "-out", p(name+".csr"))
+		in.mustRun("", "cert", "issue", "--enterprise", "acme", "--csr", p(name+".csr"), "--out", p(name+".pem"))
+	}
+	issue("old")
+	_, root := get(t, "http://"+in.http+"/pki/root.pem")
+	os.WriteFile(p("root.pem"), root, 0o644)
+	_, iss1 := get(t, "http://"+in.http+"/pki/issuing.pem")
+	os.WriteFile(p("issuing-1.pem"), iss1, 0o644)
+	in.stop()
+	in.mustRun("", "ca", "root-material", "sign", "--out", p("m1"), "--days", "100", "--yes")
+	in.mustRun("", "ca", "root-material", "import", p("m1"))
+	in.mustRun("", "ca", "root-offline", "--key-out", p("root.key"))
+	if _, errOut, err := in.run("", "ca", "rollover"); err == nil || !strings.Contains(errOut, "offline") {
+		t.Fatalf("one-step rollover with the root offline: %v %s", err, errOut)
+	}
+
+	out := in.mustRun("", "ca", "rollover", "prepare")
+	csr := filepath.Join(in.dir, "ca", "issuing-2.csr")
+	if !strings.Contains(out, csr) {
+		t.Fatalf("prepare printed:\n%s", out)
+	}
+	// The ceremony machine: ca/, the passphrase, the root key.
+	cer := filepath.Join(work, "ceremony")
+	os.MkdirAll(filepath.Join(cer, "data", "secrets"), 0o700)
+	if o, err := exec.Command("cp", "-a", filepath.Join(in.dir, "ca"), filepath.Join(cer, "data", "ca")).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, o)
+	}
+	os.WriteFile(filepath.Join(cer, "data", "secrets", "ca-passphrase"), mustRead(t, filepath.Join(in.dir, "secrets", "ca-passphrase")), 0o600)
+	os.WriteFile(filepath.Join(cer, "data", "ca", "root.key"), mustRead(t, p("root.key")), 0o600)
+	os.WriteFile(filepath.Join(cer, "zbca.yaml"), []byte("data_dir: "+filepath.Join(cer, "data")+"\npublic_url: http://"+in.http+"\n"), 0o600)
+	ceremony := func(args ...string) (string, error) {
+		c := exec.Command(zbcaBin, append([]string{"--config", filepath.Join(cer, "zbca.yaml")}, args...)...)
+		c.Env = append(os.Environ(), "ZBCA_CONFIG=", "ZBCA_DATA=")
+		o, err := c.CombinedOutput()
+		return string(o), err
+	}
+	// A CSR that is not the prepared issuing CA's name: refused.
+	mustTool(t, openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", p("evil.key"), "-subj", "/CN=Evil Issuing CA", "-out", p("evil.csr"))
+	if o, err := ceremony("ca", "rollover", "sign", "--csr", p("evil.csr"), "--out", p("evil"), "--yes"); err == nil || !strings.Contains(o, "not this CA's issuing name") {
+		t.Fatalf("a foreign CSR: %v\n%s", err, o)
+	}
+	if o, err := ceremony("ca", "rollover", "sign", "--csr", csr, "--out", p("r"), "--days", "100", "--yes"); err != nil {
+		t.Fatalf("the ceremony: %v\n%s", err, o)
+	}
+	out = in.mustRun("", "ca", "rollover", "import", p("r"))
+	if !strings.Contains(out, "current   issuing-2") {
+		t.Fatalf("import printed:\n%s", out)
+	}
+	if _, errOut, err := in.run("", "ca", "rollover", "import", p("r")); err == nil || !strings.Contains(errOut, "no rollover is prepared") {
+		t.Errorf("importing twice: %v %s", err, errOut)
+	}
+
+	in.start()
+	issue("new")
+	_, iss2 := get(t, "http://"+in.http+"/pki/issuing.pem")
+	os.WriteFile(p("issuing-2.pem"), iss2, 0o644)
+	if o := mustTool(t, openssl, "verify", "-CAfile", p("root.pem"), "-untrusted", p("issuing-2.pem"), p("new.pem")); !strings.Contains(o, "OK") {
+		t.Fatalf("the new certificate: %s", o)
+	}
+	url := "http://" + in.http + "/ocsp"
+	for _, c := range []struct{ cert, issuer, want string }{
+		{"issuing-2.pem", "root.pem", ": good"}, // the root, offline: the ceremony's answer
+		{"issuing-1.pem", "root.pem", ": good"},
+		{"new.pem", "issuing-2.pem", ": good"},
+		{"old.pem", "issuing-1.pem", ": good"}, // the retired CA still answers
+	} {
+		o, _ := tool(t, openssl, "ocsp", "-no_nonce", "-issuer", p(c.issuer), "-cert", p(c.cert), "-CAfile", p("root.pem"), "-url", url)
+		if !strings.Contains(o, c.want) || !strings.Contains(o, "Response verify OK") {
+			t.Errorf("OCSP about %s: %s", c.cert, o)
+		}
+	}
+}
