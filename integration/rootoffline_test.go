@@ -104,6 +104,9 @@ func TestRootOffline(t *testing.T) {
 	if o, err := tool(t, openssl, "crl", "-inform", "DER", "-in", p("root.crl"), "-CAfile", p("root.pem"), "-noout", "-verify"); err != nil || !strings.Contains(o, "verify OK") {
 		t.Fatalf("openssl crl -verify of the pre-signed root CRL: %v\n%s", err, o)
 	}
+	if _, rz := get(t, "http://"+in.admin+"/readyz"); !strings.Contains(string(rz), "root: offline; pre-signed root material: 199 days left") {
+		t.Errorf("/readyz: %s", rz)
+	}
 	_, metrics := get(t, "http://"+in.admin+"/metrics")
 	m := regexp.MustCompile(`(?m)^zbca_root_material_seconds_left (\S+)$`).FindSubmatch(metrics)
 	if m == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/pprof"
@@ -46,7 +47,18 @@ func (s *Server) readyz(c echo.Context) error {
 		s.opts.Logger.Warn("not ready: database unreachable", "err", err)
 		return c.String(http.StatusServiceUnavailable, "database unreachable\n")
 	}
-	return c.String(http.StatusOK, "ready\n")
+	body := "ready\n"
+	// With the root offline: how long its pre-signed material lasts (the
+	// node stays ready: issuance and the leaves' status do not need it).
+	if s.opts.CA != nil {
+		if left, ok := s.opts.CA.RootMaterialLeft(); ok {
+			body += fmt.Sprintf("root: offline; pre-signed root material: %d days left\n", int(left.Hours()/24))
+		}
+		if w := s.opts.CA.RootMaterialWarning(); w != "" {
+			body += "WARNING: " + w + "\n"
+		}
+	}
+	return c.String(http.StatusOK, body)
 }
 
 // bearer checks "Authorization: Bearer <admin token>" in constant time.
