@@ -105,6 +105,10 @@ type manifest struct {
 	// Pending is the next issuing CA of a rollover in two halves: its key
 	// is made, its certificate not yet imported (rollover_ceremony.go).
 	Pending *entry `json:"pending,omitempty"`
+	// RevokedIssuing names the issuing CAs a root ceremony revoked: every
+	// later ceremony lists them too, and an import that would answer
+	// for one as good is refused (rootmaterial.go).
+	RevokedIssuing []string `json:"revoked_issuing,omitempty"`
 	// CRLShards is config ca.crl_shards as it was at init: the shard CRL
 	// URLs are in the certificates, so it never changes afterwards.
 	// Absent (CAs created before partitioned CRLs) means 0.

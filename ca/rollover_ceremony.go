@@ -167,13 +167,23 @@ func (a *Authority) SignIssuingCSR(csrBytes []byte) (*x509.Certificate, error) {
 
 // ImportRollover is the server's second half: cert (from SignIssuingCSR)
 // must be signed by this root, for the prepared key, a CA certificate
-// (path length 0) within the root's validity; then it becomes the current
-// issuing CA and the old one is retired, as Rollover does. Open the CA
-// again afterwards.
-func (a *Authority) ImportRollover(ctx context.Context, cert *x509.Certificate) (*Rolled, error) {
+// (path length 0) within the root's validity; with the root offline, the
+// root material of the same ceremony (material, a directory) must pass
+// CheckRootMaterial for every issuing CA and the new one. Only then does
+// cert become the current issuing CA and the old one retire, as Rollover
+// does. Open the CA again afterwards, and import material there.
+func (a *Authority) ImportRollover(ctx context.Context, cert *x509.Certificate, material string) (*Rolled, error) {
 	pend := a.m.Pending
 	if pend == nil {
 		return nil, zerr.New(zerr.BadRequest, "no rollover is prepared (zbca ca rollover prepare)")
+	}
+	if material == "" && a.rootSigner == nil {
+		return nil, zerr.New(zerr.BadRequest, "refused: the root is offline and no root material comes with the certificate: the new issuing CA would get no OCSP answer from the root")
+	}
+	if material != "" {
+		if _, err := a.CheckRootMaterial(material, cert); err != nil {
+			return nil, fmt.Errorf("the ceremony's root material, nothing changed: %w", err)
+		}
 	}
 	signer, err := a.keys.Load(pend.Key)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -49,8 +50,10 @@ type RootMaterial struct {
 	// OCSP holds, by issuing CA serial (SerialHex) and CertID hash, the
 	// root-signed OCSP response (DER).
 	OCSP map[string]map[crypto.Hash][]byte
-	// Revoked names the issuing CAs the ceremony revoked.
-	Revoked []string
+	// Revoked names the issuing CAs the material revokes (read: from the
+	// signed CRL); RevokedSerials are their serials (SerialHex).
+	Revoked        []string
+	RevokedSerials []string
 }
 
 // rootMaterialMeta is material.json.
@@ -105,11 +108,20 @@ func (a *Authority) SignRootMaterial(validity time.Duration, revoke []string, ex
 		}
 		revoked[n] = true
 	}
+	// A revocation is final: every later ceremony lists the issuing CAs
+	// an earlier one revoked (the manifest keeps them).
+	for _, n := range a.m.RevokedIssuing {
+		revoked[n] = true
+	}
+	if err := a.rememberRevoked(slices.Sorted(mapsKeys(revoked))); err != nil {
+		return nil, err
+	}
 	m := &RootMaterial{ThisUpdate: now, NextUpdate: next, OCSP: map[string]map[crypto.Hash][]byte{}}
 	var entries []crlder.Entry
 	for _, is := range cas {
 		if revoked[is.Name] {
 			m.Revoked = append(m.Revoked, is.Name)
+			m.RevokedSerials = append(m.RevokedSerials, SerialHex(is.Cert.SerialNumber))
 			entries = append(entries, crlder.Entry{Serial: is.Cert.SerialNumber.Bytes(), RevokedAt: now, Reason: 2}) // cACompromise
 		}
 	}
@@ -204,10 +216,12 @@ func WriteRootMaterial(dir string, m *RootMaterial) error {
 }
 
 // ReadRootMaterial reads the material in dir and checks it against this
-// CA: every signature by root, every OCSP answer about one of issuers
-// (SerialHex → certificate) and the CRL's and answers' times those of
-// material.json. Material signed by another root, or about another CA, is
-// refused whole.
+// CA: every signature by root, every OCSP answer about one of issuers,
+// each answer of the CRL's period (thisUpdate and nextUpdate) and of its
+// verdict (revoked exactly when the CRL lists that issuing CA). What it
+// returns comes from the signed files; material.json is only an index.
+// Material signed by another root, about another CA, or mixed from two
+// ceremonies is refused whole.
 func ReadRootMaterial(dir string, root *x509.Certificate, issuers []*x509.Certificate) (*RootMaterial, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "material.json"))
 	if err != nil {
@@ -217,8 +231,8 @@ func ReadRootMaterial(dir string, root *x509.Certificate, issuers []*x509.Certif
 	if err := json.Unmarshal(b, &meta); err != nil {
 		return nil, fmt.Errorf("ca: root material: material.json: %w", err)
 	}
-	m := &RootMaterial{ThisUpdate: meta.ThisUpdate, NextUpdate: meta.NextUpdate, Revoked: meta.Revoked, OCSP: map[string]map[crypto.Hash][]byte{}}
-	if m.CRL, err = os.ReadFile(filepath.Join(dir, "root.crl")); err != nil {
+	m := &RootMaterial{OCSP: map[string]map[crypto.Hash][]byte{}}
+	if m.CRL, err = readRegular(filepath.Join(dir, "root.crl")); err != nil {
 		return nil, err
 	}
 	crl, err := x509.ParseRevocationList(m.CRL)
@@ -228,19 +242,26 @@ func ReadRootMaterial(dir string, root *x509.Certificate, issuers []*x509.Certif
 	if err := crl.CheckSignatureFrom(root); err != nil {
 		return nil, fmt.Errorf("ca: root material: root.crl is not signed by this CA's root: %w", err)
 	}
-	if !crl.NextUpdate.Equal(m.NextUpdate) {
-		return nil, fmt.Errorf("ca: root material: root.crl's nextUpdate %s is not material.json's %s", crl.NextUpdate, m.NextUpdate)
-	}
+	m.ThisUpdate, m.NextUpdate = crl.ThisUpdate, crl.NextUpdate
 	bySerial := map[string]*x509.Certificate{}
 	for _, is := range issuers {
 		bySerial[SerialHex(is.SerialNumber)] = is
 	}
+	listed := map[string]bool{}
+	for _, e := range crl.RevokedCertificateEntries {
+		sn := SerialHex(e.SerialNumber)
+		if bySerial[sn] == nil {
+			return nil, fmt.Errorf("ca: root material: root.crl lists %s, not an issuing CA of this CA", sn)
+		}
+		listed[sn] = true
+		m.RevokedSerials = append(m.RevokedSerials, sn)
+	}
 	for name, serial := range meta.OCSP {
 		is := bySerial[serial]
-		if is == nil || strings.ContainsAny(name, `/\`) {
+		if is == nil || !materialName.MatchString(name) || !strings.HasPrefix(name, "ocsp-"+serial+"-") {
 			return nil, fmt.Errorf("ca: root material: %s is about %s, not an issuing CA of this CA", name, serial)
 		}
-		der, err := os.ReadFile(filepath.Join(dir, name))
+		der, err := readRegular(filepath.Join(dir, name))
 		if err != nil {
 			return nil, err
 		}
@@ -248,8 +269,12 @@ func ReadRootMaterial(dir string, root *x509.Certificate, issuers []*x509.Certif
 		if err != nil {
 			return nil, fmt.Errorf("ca: root material: %s: not a response of this CA's root about %s: %w", name, serial, err)
 		}
-		if !r.NextUpdate.Equal(m.NextUpdate) {
-			return nil, fmt.Errorf("ca: root material: %s's nextUpdate %s is not material.json's %s", name, r.NextUpdate, m.NextUpdate)
+		if !r.NextUpdate.Equal(m.NextUpdate) || !r.ThisUpdate.Equal(m.ThisUpdate) {
+			return nil, fmt.Errorf("ca: root material: %s is of another period (%s–%s) than root.crl (%s–%s): mixed ceremonies", name,
+				r.ThisUpdate.Format(time.RFC3339), r.NextUpdate.Format(time.RFC3339), m.ThisUpdate.Format(time.RFC3339), m.NextUpdate.Format(time.RFC3339))
+		}
+		if (r.Status == ocsp.Revoked) != listed[serial] || (r.Status != ocsp.Good && r.Status != ocsp.Revoked) {
+			return nil, fmt.Errorf("ca: root material: %s answers status %d about %s, which root.crl does%s list", name, r.Status, serial, map[bool]string{true: "", false: " not"}[listed[serial]])
 		}
 		h := r.IssuerHash
 		if h != crypto.SHA1 && h != crypto.SHA256 {
@@ -262,16 +287,59 @@ func ReadRootMaterial(dir string, root *x509.Certificate, issuers []*x509.Certif
 	}
 	for serial := range bySerial {
 		if m.OCSP[serial][crypto.SHA1] == nil {
-			return nil, fmt.Errorf("ca: root material: no OCSP answer about issuing CA %s: sign the material again after the rollover", serial)
+			return nil, fmt.Errorf("ca: root material: no OCSP answer about issuing CA %s: sign the material again after the rollover (from a ceremony copy of ca/ refreshed after it)", serial)
 		}
 	}
 	return m, nil
 }
 
+// materialName is the form of an OCSP answer's file in the material.
+var materialName = regexp.MustCompile(`^ocsp-[0-9a-f]{1,40}-sha(1|256)\.der$`)
+
+// readRegular reads a regular file, not through a symbolic link.
+func readRegular(path string) ([]byte, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("ca: root material: %s is not a regular file", filepath.Base(path))
+	}
+	return os.ReadFile(path)
+}
+
 // RootMaterial returns the pre-signed root material in the CA directory,
-// checked against this CA; os.ErrNotExist when there is none.
+// checked against this CA; os.ErrNotExist when there is none. (After a
+// crash between the two renames of an import, the previous material.)
 func (a *Authority) RootMaterial() (*RootMaterial, error) {
-	return ReadRootMaterial(filepath.Join(a.opts.Dir, RootMaterialDir), a.root, a.IssuingCerts())
+	dir := filepath.Join(a.opts.Dir, RootMaterialDir)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dir + ".old"); err == nil {
+			dir += ".old"
+		}
+	}
+	return a.readMaterial(dir)
+}
+
+// readMaterial is ReadRootMaterial for this CA's issuing CAs and extra,
+// with the revoked ones named.
+func (a *Authority) readMaterial(dir string, extra ...*x509.Certificate) (*RootMaterial, error) {
+	m, err := ReadRootMaterial(dir, a.root, append(a.IssuingCerts(), extra...))
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, is := range a.IssuingCAs() {
+		names[SerialHex(is.Cert.SerialNumber)] = is.Name
+	}
+	for _, sn := range m.RevokedSerials {
+		n := names[sn]
+		if n == "" {
+			n = "new issuing CA " + sn
+		}
+		m.Revoked = append(m.Revoked, n)
+	}
+	return m, nil
 }
 
 // ServedRootMaterial is the material the server serves while the root is
@@ -315,19 +383,59 @@ func (a *Authority) RootMaterialWarning() string {
 	return ""
 }
 
-// ImportRootMaterial checks the material in src against this CA and, if
-// it is good and newer than the material in place, copies it into the
-// CA directory (replacing the old one whole). Nothing changes otherwise.
-func (a *Authority) ImportRootMaterial(src string) (*RootMaterial, error) {
-	m, err := ReadRootMaterial(src, a.root, a.IssuingCerts())
+// CheckRootMaterial checks the material in src as ImportRootMaterial
+// would, for this CA's issuing CAs and extra (a rollover's new CA not yet
+// imported), without changing anything.
+func (a *Authority) CheckRootMaterial(src string, extra ...*x509.Certificate) (*RootMaterial, error) {
+	m, err := a.readMaterial(src, extra...)
 	if err != nil {
 		return nil, zerr.Wrap(zerr.BadRequest, err, "refused")
 	}
-	if !a.opts.Now().Before(m.NextUpdate) {
+	now := a.opts.Now()
+	switch {
+	case !now.Before(m.NextUpdate):
 		return nil, zerr.New(zerr.BadRequest, "refused: the material ran out on %s", m.NextUpdate.Format(time.RFC3339))
+	case m.ThisUpdate.After(now.Add(5 * time.Minute)):
+		return nil, zerr.New(zerr.BadRequest, "refused: the material was signed for %s, in the future (the ceremony machine's clock?): relying parties would reject it", m.ThisUpdate.Format(time.RFC3339))
 	}
-	if cur, err := a.RootMaterial(); err == nil && !m.ThisUpdate.After(cur.ThisUpdate) {
-		return nil, zerr.New(zerr.Conflict, "refused: the material in place (signed %s) is not older than this one (signed %s)", cur.ThisUpdate.Format(time.RFC3339), m.ThisUpdate.Format(time.RFC3339))
+	if cur := a.inPlaceThisUpdate(); !cur.IsZero() && !m.ThisUpdate.After(cur) {
+		return nil, zerr.New(zerr.Conflict, "refused: the material in place (signed %s) is not older than this one (signed %s)", cur.Format(time.RFC3339), m.ThisUpdate.Format(time.RFC3339))
+	}
+	revoked := map[string]bool{}
+	for _, n := range m.Revoked {
+		revoked[n] = true
+	}
+	for _, n := range a.m.RevokedIssuing {
+		if !revoked[n] {
+			return nil, zerr.New(zerr.BadRequest, "refused: the material answers for %s, which an earlier ceremony revoked, as not revoked (a ceremony copy of ca/ older than that ceremony? copy ca/hierarchy.json from the server)", n)
+		}
+	}
+	return m, nil
+}
+
+// inPlaceThisUpdate is the signing time of the root CRL in place (zero
+// when there is none), read from the signed CRL alone, so that material
+// whose answers no longer cover every issuing CA still bars older ones.
+func (a *Authority) inPlaceThisUpdate() time.Time {
+	b, err := readRegular(filepath.Join(a.opts.Dir, RootMaterialDir, "root.crl"))
+	if err != nil {
+		return time.Time{}
+	}
+	crl, err := x509.ParseRevocationList(b)
+	if err != nil || crl.CheckSignatureFrom(a.root) != nil {
+		return time.Time{}
+	}
+	return crl.ThisUpdate
+}
+
+// ImportRootMaterial checks the material in src (CheckRootMaterial) and,
+// if it is good, copies it into the CA directory (replacing the old one
+// whole) and remembers the issuing CAs it revokes. Nothing changes
+// otherwise.
+func (a *Authority) ImportRootMaterial(src string) (*RootMaterial, error) {
+	m, err := a.CheckRootMaterial(src)
+	if err != nil {
+		return nil, err
 	}
 	dst := filepath.Join(a.opts.Dir, RootMaterialDir)
 	tmp := dst + ".new"
@@ -344,7 +452,31 @@ func (a *Authority) ImportRootMaterial(src string) (*RootMaterial, error) {
 		return nil, err
 	}
 	_ = os.RemoveAll(old)
-	return m, syncDir(a.opts.Dir)
+	if err := syncDir(a.opts.Dir); err != nil {
+		return nil, err
+	}
+	return m, a.rememberRevoked(m.Revoked)
+}
+
+// rememberRevoked adds names to the manifest's revoked issuing CAs.
+func (a *Authority) rememberRevoked(names []string) error {
+	all := slices.Clone(a.m.RevokedIssuing)
+	for _, n := range names {
+		if !slices.Contains(all, n) && !strings.HasPrefix(n, "new issuing CA ") {
+			all = append(all, n)
+		}
+	}
+	if len(all) == len(a.m.RevokedIssuing) {
+		return nil
+	}
+	slices.Sort(all)
+	m := a.m
+	m.RevokedIssuing = all
+	if err := writeManifest(a.opts.Dir, &m); err != nil {
+		return fmt.Errorf("ca: writing manifest: %w", err)
+	}
+	a.m = m
+	return nil
 }
 
 // RunRootMaterial, while the root is offline, reads the root material in

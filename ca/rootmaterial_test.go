@@ -221,14 +221,14 @@ func TestRolloverInHalves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.a.ImportRollover(ctx, foreign); err == nil || !strings.Contains(err.Error(), "not signed by this CA's root") {
+	if _, err := f.a.ImportRollover(ctx, foreign, ""); err == nil || !strings.Contains(err.Error(), "not signed by this CA's root") {
 		t.Errorf("another root's certificate: %v", err)
 	}
 	wrongKey, err := f.a.SignIssuingCSR(ocsr) // our root, their key
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.a.ImportRollover(ctx, wrongKey); err == nil || !strings.Contains(err.Error(), "not for the key prepared") {
+	if _, err := f.a.ImportRollover(ctx, wrongKey, ""); err == nil || !strings.Contains(err.Error(), "not for the key prepared") {
 		t.Errorf("a certificate for another key: %v", err)
 	}
 	if f.a.IssuingName() != "issuing-1" {
@@ -238,7 +238,7 @@ func TestRolloverInHalves(t *testing.T) {
 	if _, err := f.a.SignIssuingCSR([]byte("garbage")); err == nil {
 		t.Error("garbage signed")
 	}
-	r, err := f.a.ImportRollover(ctx, cert)
+	r, err := f.a.ImportRollover(ctx, cert, "")
 	if err != nil || r.NewName != "issuing-2" || r.OldName != "issuing-1" {
 		t.Fatalf("import: %+v %v", r, err)
 	}

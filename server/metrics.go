@@ -127,13 +127,13 @@ func (m *Metrics) WatchOCSP(r *revocation.Responder) {
 // while the root is offline (absent with the root online).
 func (m *Metrics) WatchRootMaterial(left func() (time.Duration, bool)) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "zbca_root_material_seconds_left", Help: "Seconds until the pre-signed root CRL and OCSP answers about the issuing CAs run out (root offline; -1 with the root online or no material). Alert below 30 days.",
+		Name: "zbca_root_material_seconds_left", Help: "Seconds until the pre-signed root CRL and OCSP answers about the issuing CAs run out (exported only with the root offline; 0 without material). Alert below 30 days.",
 	}, func() float64 {
 		d, ok := left()
 		if !ok {
-			return -1
+			return 0
 		}
-		return d.Seconds()
+		return max(d.Seconds(), 0)
 	}))
 }
 

@@ -306,13 +306,9 @@ func (a *app) rolloverImportCmd() *cobra.Command {
 			defer st.Close()
 			material := filepath.Join(args[0], "root-material")
 			if _, err := os.Stat(material); err != nil {
-				if !auth.RootOnline() {
-					auth.Close()
-					return fmt.Errorf("the root is offline and %s has no root-material/: the new issuing CA would get no OCSP answer from the root", args[0])
-				}
-				material = ""
+				material = "" // ImportRollover refuses that with the root offline
 			}
-			r, err := auth.ImportRollover(ctx, cert)
+			r, err := auth.ImportRollover(ctx, cert, material)
 			auth.Close()
 			if err != nil {
 				return userError(err)

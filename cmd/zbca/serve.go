@@ -192,7 +192,9 @@ func (a *app) serve(parent context.Context) error {
 	resp, pub, feed, svc := stack.OCSP, stack.CRL, stack.Feed, stack.Service
 	metrics.WatchOCSP(resp)
 	metrics.WatchFeed(feed)
-	metrics.WatchRootMaterial(auth.RootMaterialLeft)
+	if !auth.RootOnline() {
+		metrics.WatchRootMaterial(auth.RootMaterialLeft)
+	}
 	metrics.WatchCRL(pub, time.Now)
 	authn, err := enroll.NewAuthenticator(enroll.AuthOptions{Config: a.cfg.Enroll, Store: st, Logger: a.log, Observe: metrics.ObserveLogin})
 	if err != nil {
