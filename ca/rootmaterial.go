@@ -514,3 +514,15 @@ func (a *Authority) RootMaterialLeft() (time.Duration, bool) {
 	}
 	return m.NextUpdate.Sub(a.opts.Now()), true
 }
+
+// RevokedIssuingCAs returns the issuing CAs a root ceremony revoked (the
+// manifest's list), for the root's CRL and OCSP answers signed online.
+func (a *Authority) RevokedIssuingCAs() []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, is := range a.IssuingCAs() {
+		if slices.Contains(a.m.RevokedIssuing, is.Name) {
+			out = append(out, is.Cert)
+		}
+	}
+	return out
+}

@@ -32,10 +32,17 @@ func (c CRLIssuer) NewCRLBuilder(p crlder.Params) (*crlder.Builder, error) {
 	return crlder.NewBuilder(p)
 }
 
-// BuildEmptyCRL signs a CRL of this CA without entries (the root's).
+// BuildEmptyCRL signs a CRL of this CA without entries.
 func (c CRLIssuer) BuildEmptyCRL(p crlder.Params) ([]byte, error) {
 	p.Issuer, p.Signer = c.Cert, c.key
 	return crlder.BuildEmpty(p)
+}
+
+// BuildCRL signs a CRL of this CA with entries (the root's: its revoked
+// issuing CAs), in serial order.
+func (c CRLIssuer) BuildCRL(p crlder.Params, entries []crlder.Entry) ([]byte, error) {
+	p.Issuer, p.Signer = c.Cert, c.key
+	return crlder.Build(p, crlder.Entries(entries))
 }
 
 // OCSPSigner returns a signer of OCSP responses made with this CA's key

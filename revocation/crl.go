@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 
@@ -55,6 +56,10 @@ type PublisherOptions struct {
 	// PublicURL is the base of the shard URLs (config public_url); needed
 	// with Shards only.
 	PublicURL string
+	// RevokedIssuing, when set, returns the issuing CAs the root revoked
+	// (ca.Authority.RevokedIssuingCAs): the root's CRL signed online lists
+	// them.
+	RevokedIssuing func() []*x509.Certificate
 	// RootMaterial, when the root is offline (Root cannot sign), returns
 	// the pre-signed root material whose CRL is served as the root's
 	// (ca.Authority.ServedRootMaterial); nil: none.
@@ -367,10 +372,19 @@ func (p *Publisher) publish(ctx context.Context, is ca.CRLIssuer) error {
 	var entries []int
 	var err error
 	if is.Name == p.o.Root.Name {
-		// Revoked issuing CAs would be listed here; zbca has none yet.
+		// The issuing CAs a ceremony revoked.
+		var list []crlder.Entry
+		if p.o.RevokedIssuing != nil {
+			for _, c := range p.o.RevokedIssuing() {
+				list = append(list, crlder.Entry{Serial: c.SerialNumber.Bytes(), RevokedAt: now, Reason: 2})
+			}
+		}
+		slices.SortFunc(list, func(x, y crlder.Entry) int {
+			return new(big.Int).SetBytes(x.Serial).Cmp(new(big.Int).SetBytes(y.Serial))
+		})
 		var der []byte
-		der, err = is.BuildEmptyCRL(params[0])
-		ders, entries = [][]byte{der}, []int{0}
+		der, err = is.BuildCRL(params[0], list)
+		ders, entries = [][]byte{der}, []int{len(list)}
 	} else {
 		ders, entries, err = p.build(ctx, is, params)
 	}

@@ -52,7 +52,11 @@ type ResponderOptions struct {
 	// RootMaterial, when the root is offline (Root cannot sign), returns
 	// the pre-signed root material whose OCSP answers about the issuing
 	// CAs are served (ca.Authority.ServedRootMaterial).
-	RootMaterial func() *ca.RootMaterial
+	// RevokedIssuing, when set, returns the issuing CAs a root ceremony
+	// revoked (ca.Authority.RevokedIssuingCAs): with the root online, its
+	// answers about them say revoked.
+	RevokedIssuing func() []*x509.Certificate
+	RootMaterial   func() *ca.RootMaterial
 	// ExpiredGrace is how long after its NotAfter a certificate is kept
 	// and answered (default 30 days, config ocsp.expired_grace); after
 	// it the responder forgets the certificate and answers "unauthorized"

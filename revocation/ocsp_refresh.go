@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,7 +70,11 @@ func (r *Responder) Load(ctx context.Context, src LoadSource) (head store.FeedMa
 	for _, is := range r.issuers {
 		if !is.isRoot && r.issuers[len(r.issuers)-1].CanSign() {
 			if k, ok := keyOf(is.Cert.SerialNumber.Bytes()); ok {
-				r.setStatus(k, int8(len(r.issuers)-1), ocspder.Good, 0, 0, unixSeconds(is.Cert.NotAfter))
+				status, at := int8(ocspder.Good), int64(0)
+				if r.o.RevokedIssuing != nil && slices.ContainsFunc(r.o.RevokedIssuing(), is.Cert.Equal) {
+					status, at = ocspder.Revoked, r.o.Now().UnixNano() // cACompromise, by a root ceremony
+				}
+				r.setStatus(k, int8(len(r.issuers)-1), status, 2, at, unixSeconds(is.Cert.NotAfter))
 			}
 		}
 	}

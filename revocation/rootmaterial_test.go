@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/x509"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +75,41 @@ func TestRootOfflineAnswers(t *testing.T) {
 	}
 	if _, err := NewPublisher(PublisherOptions{Store: f.st, Issuers: f.a.IssuingCAs(), Root: offline}); err == nil {
 		t.Error("a publisher without the root key and without material")
+	}
+}
+
+// TestRootOnlineRevokedIssuing: an issuing CA a root ceremony revoked
+// stays revoked when the root signs online again: its CRL lists it and
+// its OCSP answer about it is revoked.
+func TestRootOnlineRevokedIssuing(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	revoked := func() []*x509.Certificate { return []*x509.Certificate{f.a.Issuing()} }
+	pub, err := NewPublisher(PublisherOptions{Store: f.st, Issuers: f.a.IssuingCAs(), Root: f.a.RootCRLIssuer(), Interval: time.Hour, Validity: 2 * time.Hour,
+		RevokedIssuing: revoked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pub.Publish(ctx, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(got.DER)
+	if err != nil || crl.CheckSignatureFrom(f.a.Root()) != nil || len(crl.RevokedCertificateEntries) != 1 ||
+		crl.RevokedCertificateEntries[0].SerialNumber.Cmp(f.a.Issuing().SerialNumber) != 0 || crl.RevokedCertificateEntries[0].ReasonCode != 2 {
+		t.Fatalf("root CRL: %v %+v", err, crl)
+	}
+	r, err := NewResponder(ResponderOptions{Issuers: f.a.IssuingCAs(), Root: f.a.RootCRLIssuer(), Delegated: f.a.OCSPResponder, RevokedIssuing: revoked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Load(ctx, f.st); err != nil {
+		t.Fatal(err)
+	}
+	r.refreshAll(ctx)
+	rec := post(t, r, ocspRequest(t, f.a.Issuing(), f.a.Root(), crypto.SHA1))
+	resp, err := ocsp.ParseResponseForCert(rec.Body.Bytes(), f.a.Issuing(), f.a.Root())
+	if err != nil || resp.Status != ocsp.Revoked || resp.RevocationReason != ocsp.CACompromise {
+		t.Fatalf("OCSP about the revoked issuing CA, root online: %v %+v", err, resp)
 	}
 }

@@ -106,9 +106,11 @@ func (a *app) publisherOptions(auth *ca.Authority) revocation.PublisherOptions {
 		// The CA's shard count, fixed at init, and the base of the URLs it
 		// writes into certificates (ca.Options.PublicURL).
 		Shards: auth.CRLShards(), PublicURL: a.cfg.PublicURL,
-		// With the root offline, its CRL is the pre-signed one.
-		RootMaterial: auth.ServedRootMaterial,
-		Logger:       a.log,
+		// With the root offline, its CRL is the pre-signed one; online,
+		// it lists the issuing CAs a ceremony revoked.
+		RootMaterial:   auth.ServedRootMaterial,
+		RevokedIssuing: auth.RevokedIssuingCAs,
+		Logger:         a.log,
 	}
 }
 

@@ -173,7 +173,7 @@ func (a *app) serve(parent context.Context) error {
 	tasks := lifecycle.New(context.WithoutCancel(ctx), a.log)
 	defer tasks.Stop(10 * time.Second)
 	ro := revocation.ResponderOptions{
-		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(), RootMaterial: auth.ServedRootMaterial,
+		Issuers: auth.IssuingCAs(), Root: auth.RootCRLIssuer(), RootMaterial: auth.ServedRootMaterial, RevokedIssuing: auth.RevokedIssuingCAs,
 		Validity: a.cfg.OCSP.Validity.Duration, LiveWorkers: a.cfg.OCSP.NonceWorkers,
 		ExpiredGrace: a.cfg.OCSP.ExpiredGrace.Duration,
 	}
