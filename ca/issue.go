@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/smallstep/certificates/cas/apiv1"
@@ -126,6 +127,9 @@ func (a *Authority) Issue(ctx context.Context, req IssueRequest) (_ *Issued, err
 	start := a.opts.Now()
 
 	// 1. CSR and policy.
+	if slices.Contains(a.m.RevokedIssuing, a.m.Issuing.Name) {
+		return nil, zerr.New(zerr.Policy, "the issuing CA %s was revoked by a root ceremony (compromise): nothing more is issued until the rollover to a new issuing CA (README \"Key ceremonies\")", a.m.Issuing.Name)
+	}
 	if req.CSR == nil {
 		return nil, zerr.New(zerr.BadCSR, "no CSR")
 	}

@@ -252,3 +252,26 @@ func TestRolloverInHalves(t *testing.T) {
 		t.Fatalf("after the import: %s, %d issuing CAs", a.IssuingName(), len(a.IssuingCAs()))
 	}
 }
+
+// TestRevokedIssuingCAIssuesNothing: once a ceremony's material revoking
+// the current issuing CA is imported, issuance is refused with the
+// reason until the rollover.
+func TestRevokedIssuingCAIssuesNothing(t *testing.T) {
+	f := newFixture(t, nil)
+	f.addEnterprise(t, "acme", "active")
+	m, err := f.a.SignRootMaterial(30*24*time.Hour, []string{f.a.IssuingName()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "m")
+	if err := WriteRootMaterial(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.a.ImportRootMaterial(dir); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.a.Issue(context.Background(), IssueRequest{CSR: makeCSR(t, p256(t)), Username: "acme", Actor: "test"})
+	if !errors.Is(err, zerr.Policy) || !strings.Contains(err.Error(), "revoked by a root ceremony") {
+		t.Fatalf("issuance from a revoked issuing CA: %v", err)
+	}
+}
