@@ -250,7 +250,21 @@ func Open(ctx context.Context, opts Options) (*Authority, error) {
 			return nil, err
 		}
 	} else if a.root, a.rootSigner, err = a.load(a.m.Root); err != nil {
-		return nil, err
+		// In a token: the root key removed (or the token holding it
+		// unplugged) while the token of the issuing key answers is the
+		// root offline; anything else is an error.
+		if a.opts.Config.KMS == "" {
+			return nil, err
+		}
+		rootErr := err
+		if _, _, ierr := a.load(a.m.Issuing); ierr != nil {
+			return nil, rootErr
+		}
+		if a.root, err = a.loadCert(a.m.Root); err != nil {
+			return nil, err
+		}
+		a.rootSigner = nil
+		opts.Logger.Info("root: offline (its key is not in the token); serving the pre-signed root material", "detail", rootErr.Error())
 	}
 	if a.issuing, a.issSigner, err = a.load(a.m.Issuing); err != nil {
 		return nil, err
@@ -358,7 +372,7 @@ func (a *Authority) softFor() (keyStore, error) {
 }
 
 // rootKeyAbsent reports whether the root's key file is missing (software
-// keys; a PKCS#11 root is always expected in its token).
+// keys; a PKCS#11 root is tried in its token, see Open).
 func (a *Authority) rootKeyAbsent() bool {
 	if a.opts.Config.KMS != "" {
 		return false

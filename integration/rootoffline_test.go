@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -285,5 +286,58 @@ func TestRootOfflineRollover(t *testing.T) {
 		if !strings.Contains(o, c.want) || !strings.Contains(o, "Response verify OK") {
 			t.Errorf("OCSP about %s: %s", c.cert, o)
 		}
+	}
+}
+
+// TestHSMRootOffline (issue 17): with the CA keys in a PKCS#11 token
+// (SoftHSM2), the root's private key deleted from the token after a
+// ceremony: the server starts with the root offline and answers OCSP
+// about the issuing CA from the pre-signed material, verified by openssl
+// against the root; it still issues (the issuing key is in the token).
+func TestHSMRootOffline(t *testing.T) {
+	openssl := requireTool(t, "openssl")
+	requireTool(t, "pkcs11-tool")
+	h := newSoftHSM(t)
+	pinFile := writePIN(t, h.pin)
+	in := newInstance(t, fmt.Sprintf("ca:\n  kms: %q\n  pin_file: %s\n", h.kmsURI(), pinFile))
+	in.start()
+	in.mustRun(testPassword+"\n", "enterprise", "add", "acme", "--name", "ACME", "--password-stdin")
+	work := t.TempDir()
+	p := func(n string) string { return filepath.Join(work, n) }
+	_, root := get(t, "http://"+in.http+"/pki/root.pem")
+	_, iss := get(t, "http://"+in.http+"/pki/issuing.pem")
+	os.WriteFile(p("root.pem"), root, 0o644)
+	os.WriteFile(p("issuing.pem"), iss, 0o644)
+	in.stop()
+	in.mustRun("", "ca", "root-material", "sign", "--out", p("m"), "--days", "100", "--yes")
+	in.mustRun("", "ca", "root-material", "import", p("m"))
+	if _, errOut, err := in.run("", "ca", "root-offline", "--key-out", p("root.key")); err == nil || !strings.Contains(errOut, "HSM") {
+		t.Errorf("root-offline on an HSM: %v %s", err, errOut)
+	}
+	// The ceremony's end: the root's private key leaves the token.
+	var m struct {
+		Root struct{ Key string } `json:"root"`
+	}
+	b := mustRead(t, filepath.Join(in.dir, "ca", "hierarchy.json"))
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	id := regexp.MustCompile(`id=([0-9a-f]+)`).FindStringSubmatch(m.Root.Key)
+	if id == nil {
+		t.Fatalf("root key reference %q", m.Root.Key)
+	}
+	mustTool(t, "pkcs11-tool", "--module", h.module, "--token-label", h.label, "--login", "--pin", h.pin, "--delete-object", "--type", "privkey", "--id", id[1])
+	in.start()
+	if !strings.Contains(in.stdout.String(), "root key          offline; pre-signed root material valid until") {
+		t.Fatalf("summary with the root gone from the token:\n%s\n%s", in.stdout, in.stderr)
+	}
+	o, _ := tool(t, openssl, "ocsp", "-no_nonce", "-issuer", p("root.pem"), "-cert", p("issuing.pem"), "-CAfile", p("root.pem"), "-url", "http://"+in.http+"/ocsp")
+	if !strings.Contains(o, ": good") || !strings.Contains(o, "Response verify OK") {
+		t.Fatalf("OCSP about the issuing CA, root out of the token:\n%s", o)
+	}
+	mustTool(t, openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", p("c.key"), "-subj", "/CN=x", "-out", p("c.csr"))
+	in.mustRun("", "cert", "issue", "--enterprise", "acme", "--csr", p("c.csr"), "--out", p("c.pem"))
+	if o := mustTool(t, openssl, "verify", "-CAfile", p("root.pem"), "-untrusted", p("issuing.pem"), p("c.pem")); !strings.Contains(o, "OK") {
+		t.Fatalf("a certificate issued with the root out of the token: %s", o)
 	}
 }
