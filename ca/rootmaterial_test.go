@@ -3,7 +3,11 @@ package ca
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"os"
 	"path/filepath"
@@ -273,5 +277,32 @@ func TestRevokedIssuingCAIssuesNothing(t *testing.T) {
 	_, err = f.a.Issue(context.Background(), IssueRequest{CSR: makeCSR(t, p256(t)), Username: "acme", Actor: "test"})
 	if !errors.Is(err, zerr.Policy) || !strings.Contains(err.Error(), "revoked by a root ceremony") {
 		t.Fatalf("issuance from a revoked issuing CA: %v", err)
+	}
+}
+
+// TestSignIssuingCSRRefusesUnsafe: the ceremony refuses, before signing,
+// a CSR with a key of a kind zbca does not use (Ed25519, RSA-1024), one
+// not self-signed, and one whose key is the root's.
+func TestSignIssuingCSRRefusesUnsafe(t *testing.T) {
+	f := newFixture(t, nil)
+	name := f.a.opts.Config.Issuing.CommonName + " G2"
+	csrWith := func(key crypto.Signer) []byte {
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: name}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	weak, _ := rsa.GenerateKey(rand.Reader, 1024)
+	tampered := csrWith(p256(t))
+	tampered[len(tampered)-3] ^= 0xff // the signature
+	for what, csr := range map[string][]byte{"Ed25519": csrWith(ed), "RSA-1024": csrWith(weak), "tampered": tampered} {
+		if c, err := f.a.SignIssuingCSR(csr); err == nil {
+			t.Errorf("%s: signed %s", what, c.Subject)
+		}
+	}
+	if c, err := f.a.SignIssuingCSR(csrWith(f.a.rootSigner)); err == nil || !strings.Contains(err.Error(), "root") {
+		t.Errorf("the root's own key: %v %v", c, err)
 	}
 }
