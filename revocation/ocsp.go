@@ -200,6 +200,10 @@ func (r *Responder) refreshSigners() error {
 			if is.signer.Load() != nil {
 				continue
 			}
+			// (Not with signer "issuing": Go's x/crypto/ocsp, which zbcert
+			// uses, refuses an answer whose included certificate the
+			// issuer did not sign — the issuing CA's own is signed by the
+			// root. Issue 18.)
 			s, err = is.OCSPSigner()
 		default:
 			cert, key := r.o.Delegated()
@@ -222,7 +226,11 @@ func (r *Responder) refreshSigners() error {
 				r.setSigner(is, s)
 				continue
 			}
-			s, err = ocspder.NewSigner(key, cert, cert.Raw)
+			// The delegated signer and the issuing CA that certified it:
+			// the path from the responder to the root (RFC 6960 §4.2.1
+			// allows certs to carry it; Apache mod_ssl, trusting only the
+			// root, cannot verify the answer without the issuing CA).
+			s, err = ocspder.NewSigner(key, cert, cert.Raw, is.Cert.Raw)
 			if err == nil {
 				is.delegatedCert.Store(cert)
 			}
