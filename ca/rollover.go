@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"os"
@@ -46,13 +47,9 @@ func (a *Authority) Rollover(ctx context.Context) (*Rolled, error) {
 	}
 	now := a.opts.Now().UTC().Truncate(time.Second)
 	p := a.opts.Config.Issuing
-	notAfter := now.AddDate(p.ValidityYears, 0, 0)
-	if notAfter.After(a.root.NotAfter) {
-		notAfter = a.root.NotAfter
-	}
-	if full := now.AddDate(a.opts.Config.Client.ValidityYears, 0, 0); notAfter.Before(full) {
-		return nil, zerr.New(zerr.Policy, "the root expires on %s: a new issuing CA could not sign a full %d-year certificate; a new root is needed, not a rollover",
-			a.root.NotAfter.Format(time.DateOnly), a.opts.Config.Client.ValidityYears)
+	notAfter, err := a.nextIssuingNotAfter(now)
+	if err != nil {
+		return nil, err
 	}
 	gen := len(a.m.Retired) + 2
 	name := ""
@@ -74,17 +71,7 @@ func (a *Authority) Rollover(ctx context.Context) (*Rolled, error) {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
 	parent := &apiv1.CreateCertificateAuthorityResponse{Certificate: a.root, Signer: a.rootSigner}
-	resp, err := createCA(creator, a.keys, apiv1.IntermediateCA, name, p, &x509.Certificate{
-		Subject:               subj,
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-		CRLDistributionPoints: []string{a.opts.PublicURL + "/crl/root.crl"},
-		IssuingCertificateURL: []string{a.opts.PublicURL + "/pki/root.crt"},
-	}, parent)
+	resp, err := createCA(creator, a.keys, apiv1.IntermediateCA, name, p, a.issuingTemplate(subj, now, notAfter), parent)
 	if err != nil {
 		return nil, err
 	}
@@ -130,4 +117,35 @@ func (a *Authority) nameInUse(name string) bool {
 		}
 	}
 	return false
+}
+
+// nextIssuingNotAfter is the end of a new issuing CA made now: its
+// configured validity, cut at the root's end; refused when it could not
+// sign a full client certificate any more.
+func (a *Authority) nextIssuingNotAfter(now time.Time) (time.Time, error) {
+	notAfter := now.AddDate(a.opts.Config.Issuing.ValidityYears, 0, 0)
+	if notAfter.After(a.root.NotAfter) {
+		notAfter = a.root.NotAfter
+	}
+	if full := now.AddDate(a.opts.Config.Client.ValidityYears, 0, 0); notAfter.Before(full) {
+		return time.Time{}, zerr.New(zerr.Policy, "the root expires on %s: a new issuing CA could not sign a full %d-year certificate; a new root is needed, not a rollover",
+			a.root.NotAfter.Format(time.DateOnly), a.opts.Config.Client.ValidityYears)
+	}
+	return notAfter, nil
+}
+
+// issuingTemplate is the profile of an issuing CA certificate signed by
+// the root (a rollover, in one step or at a ceremony).
+func (a *Authority) issuingTemplate(subj pkix.Name, now, notAfter time.Time) *x509.Certificate {
+	return &x509.Certificate{
+		Subject:               subj,
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+		CRLDistributionPoints: []string{a.opts.PublicURL + "/crl/root.crl"},
+		IssuingCertificateURL: []string{a.opts.PublicURL + "/pki/root.crt"},
+	}
 }

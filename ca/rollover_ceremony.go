@@ -132,13 +132,9 @@ func (a *Authority) SignIssuingCSR(csrBytes []byte) (*x509.Certificate, error) {
 		return nil, zerr.New(zerr.BadRequest, "the CSR's key is the root's")
 	}
 	now := a.opts.Now().UTC().Truncate(time.Second)
-	notAfter := now.AddDate(p.ValidityYears, 0, 0)
-	if notAfter.After(a.root.NotAfter) {
-		notAfter = a.root.NotAfter
-	}
-	if full := now.AddDate(a.opts.Config.Client.ValidityYears, 0, 0); notAfter.Before(full) {
-		return nil, zerr.New(zerr.Policy, "the root expires on %s: a new issuing CA could not sign a full %d-year certificate; a new root is needed",
-			a.root.NotAfter.Format(time.DateOnly), a.opts.Config.Client.ValidityYears)
+	notAfter, err := a.nextIssuingNotAfter(now)
+	if err != nil {
+		return nil, err
 	}
 	serial, err := newSerial()
 	if err != nil {
@@ -146,18 +142,8 @@ func (a *Authority) SignIssuingCSR(csrBytes []byte) (*x509.Certificate, error) {
 	}
 	subj := base
 	subj.CommonName = csr.Subject.CommonName
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               subj,
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-		CRLDistributionPoints: []string{a.opts.PublicURL + "/crl/root.crl"},
-		IssuingCertificateURL: []string{a.opts.PublicURL + "/pki/root.crt"},
-	}
+	tmpl := a.issuingTemplate(subj, now, notAfter)
+	tmpl.SerialNumber = serial
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.root, csr.PublicKey, a.rootSigner)
 	if err != nil {
 		return nil, fmt.Errorf("ca: signing the issuing CA: %w", err)
