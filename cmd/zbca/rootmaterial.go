@@ -64,6 +64,19 @@ writes them to --out. Bring that directory to the online server and run
 				return errors.New("the root key is not here: run the ceremony where it is (a copy of the data directory's ca/ with root.key and the CA passphrase, or the HSM holding the root)")
 			}
 			validity := time.Duration(days) * 24 * time.Hour
+			// Refuse what cannot be signed before showing what would be.
+			if days < 1 || days > 366 {
+				return fmt.Errorf("--days %d is outside 1–366", days)
+			}
+			known := map[string]bool{}
+			for _, is := range auth.IssuingCAs() {
+				known[is.Name] = true
+			}
+			for _, n := range revoke {
+				if !known[n] {
+					return fmt.Errorf("--revoke %q: no issuing CA has that name (zbca ca list)", n)
+				}
+			}
 			fmt.Fprintf(a.stdout, "The root %q (SHA-256 %s) will sign, valid %d days (until about %s):\n",
 				auth.Root().Subject.CommonName, ca.Fingerprint(auth.Root()), days, time.Now().Add(validity).UTC().Format(time.DateOnly))
 			rev := map[string]bool{}
